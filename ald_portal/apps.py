@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AldPortalConfig(AppConfig):
+    name = "ald_portal"
+    verbose_name = "ALD Portal"

@@ -1,0 +1,115 @@
+from django.contrib import admin
+
+from .models import (
+    DeploymentEvent,
+    DeploymentSettings,
+    Device,
+    DeviceLicense,
+    Directory,
+    Firmware,
+    LicenseRequest,
+    LicenseWait,
+    RegisteredPack,
+)
+
+
+@admin.register(Directory)
+class DirectoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "id", "parent", "moved_to_bin")
+    list_filter = ("moved_to_bin",)
+    search_fields = ("name",)
+
+
+@admin.register(Firmware)
+class FirmwareAdmin(admin.ModelAdmin):
+    list_display = ("product", "version", "firmware_type")
+    list_filter = ("product", "firmware_type")
+    search_fields = ("product", "version")
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ("name", "unit_id", "mac", "directory", "firmware", "last_ip", "site", "moved_to_bin")
+    list_filter = ("moved_to_bin", "firmware", "directory", "site")
+    search_fields = ("name", "unit_id", "mac", "last_ip", "serial_number")
+    list_select_related = ("directory", "firmware")
+
+
+@admin.register(DeploymentSettings)
+class DeploymentSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days")
+    list_filter = ("ald_enabled", "exchange_enabled")
+    search_fields = ("ums_id_name",)
+
+    def has_add_permission(self, request):
+        return not DeploymentSettings.objects.exists()
+
+
+@admin.register(RegisteredPack)
+class RegisteredPackAdmin(admin.ModelAdmin):
+    list_display = (
+        "pack_id",
+        "product_type",
+        "total",
+        "used",
+        "expiry_date",
+        "distribution_method",
+        "active",
+        "registered_at",
+    )
+    list_filter = ("product_type", "distribution_method", "active")
+    search_fields = ("pack_id", "product_name")
+    filter_horizontal = ("condition_directories",)
+    readonly_fields = ("total", "used", "ils_status", "ils_usable", "refreshed_at")
+
+
+@admin.register(DeviceLicense)
+class DeviceLicenseAdmin(admin.ModelAdmin):
+    list_display = (
+        "unit_id",
+        "device",
+        "service",
+        "pack_id",
+        "expires_at",
+        "is_demo",
+        "source",
+        "status",
+        "issued_at",
+    )
+    list_filter = ("service", "status", "source", "is_demo")
+    search_fields = ("unit_id", "pack_id", "device__name")
+    list_select_related = ("device",)
+    raw_id_fields = ("device",)
+
+
+@admin.register(LicenseWait)
+class LicenseWaitAdmin(admin.ModelAdmin):
+    list_display = ("device", "service", "reason", "since", "last_tried_at")
+    list_filter = ("service", "reason")
+    search_fields = ("device__name", "device__unit_id")
+    list_select_related = ("device",)
+
+
+@admin.register(LicenseRequest)
+class LicenseRequestAdmin(admin.ModelAdmin):
+    list_display = ("device", "service", "pack_id", "claimed_until", "created_at")
+    list_filter = ("service",)
+    search_fields = ("device__unit_id", "pack_id")
+    list_select_related = ("device",)
+
+
+@admin.register(DeploymentEvent)
+class DeploymentEventAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor", "action", "outcome", "unit_id", "pack_id", "service", "message")
+    list_filter = ("action", "outcome", "service")
+    search_fields = ("unit_id", "pack_id", "message", "actor")
+
+    # Executed actions are history: appended, never edited.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False

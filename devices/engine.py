@@ -1,0 +1,470 @@
+"""The ALD engine (DESIGN.md section 4, DOMAIN.md section 2).
+
+One cycle: find the devices that need a license per service, choose a pack for each (registered,
+active, not expired, right type, free licenses, distribution condition matches, OS new enough; most
+allocated first, then earliest registered), claim the devices, ask the licensing service pack by pack,
+and record licenses, waiting states and executed actions. Work goes in batches with a bounded number
+of queries per batch, never one per device. Any number of cycles may run at once: a device is worked
+on only by the holder of its claim, and a claim left by a dead worker is replayed against the same
+pack, so nothing is lost or doubled."""
+
+import logging
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+
+from ald_portal import clock
+from licensing.contract import LicenseServiceError
+from licensing.models import ProductType
+
+from .ils import IlsUnavailable, get_client
+from .models import (
+    DeploymentEvent,
+    DeploymentSettings,
+    Device,
+    DeviceLicense,
+    Directory,
+    DistributionMethod,
+    LicenseRequest,
+    LicenseSource,
+    LicenseStatus,
+    LicenseWait,
+    RegisteredPack,
+    WaitingReason,
+    version_key,
+)
+
+log = logging.getLogger(__name__)
+
+# The lowest IGEL OS a license of each service runs on. Workspace Edition (and its evaluation) is
+# the IGEL OS 11/12 license; add-ons need 11.01.110 (DOMAIN.md 2.1).
+WE_MINIMUM_OS = version_key("11.0.0")
+ADDON_MINIMUM_OS = version_key("11.01.110")
+
+
+def minimum_os_for(service: str) -> str | None:
+    if service == ProductType.WE:
+        return WE_MINIMUM_OS
+    if service.startswith("ADDON_"):
+        return ADDON_MINIMUM_OS
+    return None
+
+
+@dataclass
+class PackState:
+    """A registered pack as the planner sees it during one cycle."""
+
+    pack: RegisteredPack
+    directories: frozenset | None  # None: every directory (method Enabled)
+    usable: bool
+    used: int
+    total: int
+
+    @property
+    def free(self):
+        return max(self.total - self.used, 0)
+
+    def selects(self, directory_id) -> bool:
+        return self.directories is None or directory_id in self.directories
+
+    @property
+    def order_key(self):
+        return (-self.used, self.pack.registered_at, self.pack.pk)
+
+
+@dataclass
+class CycleReport:
+    dry_run: bool = False
+    skipped: str = ""
+    licensed_devices: set = field(default_factory=set)
+    licensed_by_pack: Counter = field(default_factory=Counter)
+    waiting: Counter = field(default_factory=Counter)  # reason -> devices
+    waiting_devices: set = field(default_factory=set)
+    packs: dict = field(default_factory=dict)
+
+    def as_dict(self):
+        return {
+            "dry_run": self.dry_run,
+            "skipped": self.skipped or None,
+            "devices_licensed": len(self.licensed_devices),
+            "devices_waiting": len(self.waiting_devices),
+            "licenses_deployed": sum(self.licensed_by_pack.values()),
+            "licensed_by_pack": dict(sorted(self.licensed_by_pack.items())),
+            "waiting_reasons": {str(k): v for k, v in sorted(self.waiting.items())},
+            "packs": self.packs,
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    device_id: int
+    unit_id: str
+    directory_id: int | None
+    os_key: str
+
+
+def directory_descendants(directory_ids, parent_of: dict) -> frozenset:
+    """The directories and everything below them: a condition on a directory covers its subtree."""
+    chosen = set(directory_ids)
+    result = set()
+    for d in parent_of:
+        node = d
+        while node is not None:
+            if node in chosen:
+                result.add(d)
+                break
+            node = parent_of.get(node)
+    return frozenset(result)
+
+
+def load_pack_states(today) -> dict[str, list[PackState]]:
+    """Registered packs that take part in ALD, by service (deactivated and Disabled ones do not)."""
+    packs = list(
+        RegisteredPack.objects.filter(active=True)
+        .exclude(distribution_method=DistributionMethod.DISABLED)
+        .prefetch_related("condition_directories")
+    )
+    parent_of = dict(Directory.objects.values_list("id", "parent_id")) if packs else {}
+    by_service = defaultdict(list)
+    for p in packs:
+        if p.distribution_method == DistributionMethod.ENABLED:
+            dirs = None
+        else:
+            dirs = directory_descendants([d.pk for d in p.condition_directories.all()], parent_of)
+        by_service[p.service].append(PackState(p, dirs, p.usable_on(today), p.used, p.total))
+    return by_service
+
+
+class Planner:
+    """Chooses a pack per device with in-memory counters, so a batch costs no query per device."""
+
+    def __init__(self, service: str, states: list[PackState]):
+        self.service = service
+        self.states = states
+        self.minimum_os = minimum_os_for(service)
+
+    def choose(self, c: Candidate) -> tuple[PackState | None, str | None]:
+        selecting = [s for s in self.states if s.selects(c.directory_id)]
+        if not selecting:
+            return None, WaitingReason.NO_ELIGIBLE_PACK
+        if self.minimum_os and c.os_key < self.minimum_os:
+            return None, WaitingReason.OS_TOO_OLD
+        usable = [s for s in selecting if s.usable]
+        if not usable:
+            return None, WaitingReason.NO_ELIGIBLE_PACK
+        with_free = [s for s in usable if s.free > 0]
+        if not with_free:
+            return None, WaitingReason.NO_FREE_LICENSE
+        return min(with_free, key=lambda s: s.order_key), None
+
+
+def service_scope(service: str, states: list[PackState]):
+    """Which devices need this service at all: every device needs the OS license (Workspace
+    Edition); other services only the devices that some pack of theirs selects. None = all."""
+    if service == ProductType.WE or any(s.directories is None for s in states):
+        return None
+    dirs = set()
+    for s in states:
+        dirs |= s.directories
+    return dirs
+
+
+def needy_devices(service: str, scope, today, device_ids=None) -> list[Candidate]:
+    """Devices outside the recycle bin that hold no valid license for ``service``, earliest
+    registered first (they were waiting longest). One query."""
+    valid = DeviceLicense.objects.filter(
+        device=OuterRef("pk"), service=service, status=LicenseStatus.CURRENT
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=today))
+    qs = Device.objects.filter(moved_to_bin=False).exclude(Exists(valid))
+    if scope is not None:
+        qs = qs.filter(directory_id__in=scope)
+    if device_ids is not None:
+        qs = qs.filter(pk__in=list(device_ids))
+    rows = qs.order_by("registration_date", "pk").values_list(
+        "pk", "unit_id", "directory_id", "firmware__version_key"
+    )
+    return [Candidate(*row) for row in rows]
+
+
+def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
+    """One ALD cycle over all devices, or over ``device_ids`` (the registration trigger)."""
+    report = CycleReport(dry_run=dry_run)
+    conf = DeploymentSettings.load()
+    if not conf.ald_enabled:
+        report.skipped = "automatic deployment is off"
+        return report
+    today = clock.today()
+    by_service = load_pack_states(today)
+    services = sorted({ProductType.WE.value, *by_service})
+    client = None if dry_run else get_client(conf.ums_id_fingerprint)
+    for service in services:
+        states = by_service.get(service, [])
+        planner = Planner(service, states)
+        needy = needy_devices(service, service_scope(service, states), today, device_ids)
+        size = settings.ALD_BATCH_SIZE
+        for start in range(0, len(needy), size):
+            batch = needy[start : start + size]
+            if dry_run:
+                _plan_only(planner, batch, report)
+            else:
+                _Batch(service, planner, client, report, today).run(batch)
+    for states in by_service.values():
+        for s in states:
+            report.packs[s.pack.pack_id] = {"total": s.total, "used": s.used, "free": s.free}
+    summary = report.as_dict()
+    log.info(
+        "ALD cycle%s: %d device(s) licensed, %d waiting %s",
+        " (dry run)" if dry_run else "",
+        summary["devices_licensed"],
+        summary["devices_waiting"],
+        summary["waiting_reasons"],
+    )
+    return report
+
+
+def _plan_only(planner: Planner, batch, report: CycleReport):
+    for c in batch:
+        state, reason = planner.choose(c)
+        if state is None:
+            report.waiting[reason] += 1
+            report.waiting_devices.add(c.device_id)
+        else:
+            state.used += 1
+            report.licensed_devices.add(c.device_id)
+            report.licensed_by_pack[state.pack.pack_id] += 1
+
+
+class _Batch:
+    """Claim, ask, record: the life of one batch of devices for one service."""
+
+    def __init__(self, service, planner, client, report, today):
+        self.service = service
+        self.planner = planner
+        self.client = client
+        self.report = report
+        self.today = today
+        self.token = str(uuid.uuid4())
+        self.by_pack = {s.pack.pack_id: s for s in planner.states}
+        self.granted = {}  # device_id -> (Candidate, Grant, PackState)
+        self.waiting = {}  # device_id -> (Candidate, reason)
+        self.unreachable = set()
+
+    # --- claims -------------------------------------------------------------------------------
+    def _claim(self, batch) -> dict[int, str]:
+        """Claim the devices of the batch; return {device_id: pack_id to ask ('' = plan anew)}."""
+        now = clock.now()
+        lease = now + timedelta(seconds=settings.ALD_CLAIM_SECONDS)
+        ids = [c.device_id for c in batch]
+        existing = dict(
+            LicenseRequest.objects.filter(service=self.service, device_id__in=ids).values_list(
+                "device_id", "claimed_until"
+            )
+        )
+        stale = [d for d, until in existing.items() if until <= now]
+        if stale:
+            LicenseRequest.objects.filter(
+                service=self.service, device_id__in=stale, claimed_until__lte=now
+            ).update(claim_token=self.token, claimed_until=lease)
+        fresh = [c for c in batch if c.device_id not in existing]
+        rows = []
+        for c in fresh:
+            state, _ = self.planner.choose(c)
+            if state is not None:
+                state.used += 1  # provisional, so the plan spreads over packs; corrected by the ILS answer
+            rows.append(
+                LicenseRequest(
+                    device_id=c.device_id,
+                    service=self.service,
+                    pack_id=state.pack.pack_id if state else "",
+                    claim_token=self.token,
+                    claimed_until=lease,
+                )
+            )
+        LicenseRequest.objects.bulk_create(rows, ignore_conflicts=True)
+        for r in rows:  # undo the provisional counts; the ILS answer sets the real ones
+            if r.pack_id:
+                self.by_pack[r.pack_id].used -= 1
+        return dict(
+            LicenseRequest.objects.filter(
+                service=self.service, device_id__in=ids, claim_token=self.token
+            ).values_list("device_id", "pack_id")
+        )
+
+    def run(self, batch):
+        owned = self._claim(batch)
+        if not owned:
+            return
+        # Re-check under the claim: another worker may have licensed some of them meanwhile.
+        still = {c.device_id for c in needy_devices(self.service, None, self.today, device_ids=owned.keys())}
+        gone = [d for d in owned if d not in still]
+        if gone:
+            LicenseRequest.objects.filter(claim_token=self.token, device_id__in=gone).delete()
+        todo = {c.device_id: c for c in batch if c.device_id in still}
+        asks = {d: owned[d] for d in todo}
+        for _round in range(len(self.by_pack) + 2):
+            replan = self._ask(todo, {d: p for d, p in asks.items() if p})
+            replan += [d for d, p in asks.items() if not p]
+            asks = self._replan(todo, replan)
+            if not asks:
+                break
+        for d in asks:  # every pack was tried this cycle; the next sweep tries again
+            self.waiting[d] = (todo[d], WaitingReason.NO_FREE_LICENSE)
+        self._record(todo)
+
+    def _ask(self, todo, asks) -> list[int]:
+        """Ask the ILS pack by pack; return the devices that need another pack."""
+        replan = []
+        groups = defaultdict(list)
+        for d, pack_id in asks.items():
+            groups[pack_id].append(d)
+        for pack_id, devs in groups.items():
+            state = self.by_pack.get(pack_id)
+            if state is None:  # a claim left for a pack no longer registered or active: choose again
+                replan += devs
+                continue
+            try:
+                result = self.client.request_licenses(pack_id, [todo[d].unit_id for d in devs])
+            except IlsUnavailable as exc:
+                log.warning("licensing service unreachable for pack %s: %s", pack_id, exc)
+                for d in devs:
+                    self.waiting[d] = (todo[d], WaitingReason.ILS_UNREACHABLE)
+                    self.unreachable.add(d)
+                continue
+            except LicenseServiceError as exc:
+                log.warning("pack %s refused: %s", pack_id, exc.message)
+                state.usable = False
+                replan += devs
+                continue
+            state.used, state.total = result.pack.used, result.pack.total
+            state.usable = state.usable and result.pack.usable
+            grants = {g.unit_id: g for g in result.granted}
+            for d in devs:
+                g = grants.get(todo[d].unit_id)
+                if g is not None:
+                    self.granted[d] = (todo[d], g, state)
+                else:
+                    replan.append(d)
+        return replan
+
+    def _replan(self, todo, devices) -> dict[int, str]:
+        """Choose again for refused devices; write the new choice into the claim before asking."""
+        asks = {}
+        for d in devices:
+            state, reason = self.planner.choose(todo[d])
+            if state is None:
+                self.waiting[d] = (todo[d], reason)
+            else:
+                state.used += 1
+                asks[d] = state.pack.pack_id
+        per_pack = defaultdict(list)
+        for d, pack_id in asks.items():
+            per_pack[pack_id].append(d)
+        for pack_id, devs in per_pack.items():
+            self.by_pack[pack_id].used -= len(devs)
+            LicenseRequest.objects.filter(claim_token=self.token, device_id__in=devs).update(pack_id=pack_id)
+        return asks
+
+    # --- recording ----------------------------------------------------------------------------
+    def _record(self, todo):
+        now = clock.now()
+        licensed_ids = list(self.granted)
+        waiting_ids = [d for d in self.waiting if d not in self.granted]
+        with transaction.atomic():
+            if licensed_ids:
+                DeviceLicense.objects.filter(
+                    device_id__in=licensed_ids, service=self.service, status=LicenseStatus.CURRENT
+                ).update(status=LicenseStatus.SUPERSEDED)
+                DeviceLicense.objects.bulk_create(
+                    [
+                        DeviceLicense(
+                            device_id=d,
+                            unit_id=c.unit_id,
+                            service=self.service,
+                            pack_id=g.pack_id,
+                            product_type=state.pack.product_type,
+                            issued_at=g.bound_at,
+                            expires_at=g.expiry_date,
+                            is_demo=state.pack.product_type == ProductType.DEMO,
+                            source=LicenseSource.ALD,
+                        )
+                        for d, (c, g, state) in self.granted.items()
+                    ]
+                )
+                LicenseWait.objects.filter(device_id__in=licensed_ids, service=self.service).delete()
+            events = [
+                DeploymentEvent(
+                    at=now,
+                    action=DeploymentEvent.Action.DEPLOY,
+                    device_id=d,
+                    unit_id=c.unit_id,
+                    pack_id=g.pack_id,
+                    service=self.service,
+                    message=f"{self.service} license from {g.pack_id} deployed"
+                    + (" (already bound at the licensing service)" if g.already_held else ""),
+                )
+                for d, (c, g, state) in self.granted.items()
+            ]
+            if waiting_ids:
+                events += self._record_waits(waiting_ids, now)
+            DeploymentEvent.objects.bulk_create(events)
+            done = [d for d in todo if d not in self.unreachable]
+            LicenseRequest.objects.filter(claim_token=self.token, device_id__in=done).delete()
+            if self.unreachable:
+                # Keep the claim (it names the pack asked) but let the next sweep take it over at once.
+                LicenseRequest.objects.filter(claim_token=self.token, device_id__in=self.unreachable).update(
+                    claimed_until=now
+                )
+            for state in self.by_pack.values():
+                if state.used != state.pack.used or state.total != state.pack.total:
+                    RegisteredPack.objects.filter(pk=state.pack.pk).update(used=state.used, total=state.total)
+                    state.pack.used, state.pack.total = state.used, state.total
+        self.report.licensed_devices.update(licensed_ids)
+        for _c, g, _state in self.granted.values():
+            self.report.licensed_by_pack[g.pack_id] += 1
+        for d in waiting_ids:
+            self.report.waiting[self.waiting[d][1]] += 1
+            self.report.waiting_devices.add(d)
+
+    def _record_waits(self, waiting_ids, now) -> list[DeploymentEvent]:
+        existing = {
+            w.device_id: w
+            for w in LicenseWait.objects.filter(service=self.service, device_id__in=waiting_ids)
+        }
+        new, changed, same = [], [], []
+        events = []
+        for d in waiting_ids:
+            c, reason = self.waiting[d]
+            w = existing.get(d)
+            if w is None:
+                new.append(
+                    LicenseWait(
+                        device_id=d, service=self.service, reason=reason, since=now, last_tried_at=now
+                    )
+                )
+            elif w.reason != reason:
+                w.reason, w.last_tried_at = reason, now
+                changed.append(w)
+            else:
+                same.append(d)
+                continue
+            events.append(
+                DeploymentEvent(
+                    at=now,
+                    action=DeploymentEvent.Action.WAIT,
+                    outcome=DeploymentEvent.Outcome.WAITING,
+                    device_id=d,
+                    unit_id=c.unit_id,
+                    service=self.service,
+                    message=f"Waiting for a {self.service} license: {WaitingReason(reason).label}",
+                )
+            )
+        LicenseWait.objects.bulk_create(new)
+        LicenseWait.objects.bulk_update(changed, ["reason", "last_tried_at"])
+        if same:
+            LicenseWait.objects.filter(service=self.service, device_id__in=same).update(last_tried_at=now)
+        return events

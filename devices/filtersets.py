@@ -1,0 +1,35 @@
+import django_filters
+from django.db.models import Q
+
+from .models import Device, Directory, Firmware
+
+
+class LicenseState:
+    LICENSED = "licensed"
+    WAITING = "waiting"
+    UNLICENSED = "unlicensed"
+    CHOICES = [(LICENSED, "Licensed"), (WAITING, "Waiting for a license"), (UNLICENSED, "Unlicensed")]
+
+
+class DeviceFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search (name, unit ID, MAC, IP)")
+    license_state = django_filters.ChoiceFilter(choices=LicenseState.CHOICES, label="License state")
+    directory = django_filters.ModelChoiceFilter(
+        queryset=Directory.objects.order_by("name", "id"), label="Directory"
+    )
+    firmware = django_filters.ModelChoiceFilter(queryset=Firmware.objects.all(), label="Firmware")
+    moved_to_bin = django_filters.BooleanFilter(label="In recycle bin")
+
+    class Meta:
+        model = Device
+        fields = ["q", "license_state", "directory", "firmware", "moved_to_bin"]
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        hexed = "".join(ch for ch in value.upper() if ch in "0123456789ABCDEF")
+        q = Q(name__icontains=value) | Q(last_ip__icontains=value)
+        if hexed:
+            q |= Q(unit_id__icontains=hexed) | Q(mac__icontains=hexed)
+        return queryset.filter(q)

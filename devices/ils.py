@@ -1,0 +1,37 @@
+"""How the UMS side talks to the licensing service (ILS): one small interface (DESIGN.md section 2).
+
+The in-process client, the embedded default, calls ``licensing.services`` on the same database. The
+UMS side never writes licensing tables itself; it only holds the plain values the ILS answers."""
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from licensing import services as ils
+from licensing.contract import AllocationResult, PackInfo
+
+
+class IlsUnavailable(Exception):
+    """The licensing service could not be reached or did not answer; nothing is known to have
+    happened there, so the request may be repeated."""
+
+
+class InProcessLicensingClient:
+    def __init__(self, ums_fingerprint: str):
+        self.ums_fingerprint = ums_fingerprint
+
+    def request_licenses(self, pack_id: str, unit_ids: list[str]) -> AllocationResult:
+        return ils.request_licenses(pack_id, unit_ids, ums_fingerprint=self.ums_fingerprint)
+
+    def refresh_packs(self) -> list[PackInfo]:
+        return ils.packs_for_ums(self.ums_fingerprint)
+
+    def release(self, pack_id: str, unit_id: str) -> bool:
+        return ils.release_license(pack_id, unit_id)
+
+
+def get_client(ums_fingerprint: str):
+    if settings.ILS_URL:
+        raise ImproperlyConfigured(
+            f"ILS_URL={settings.ILS_URL!r}: this build licenses in-process only; unset ILS_URL."
+        )
+    return InProcessLicensingClient(ums_fingerprint)

@@ -1,0 +1,301 @@
+"""The UMS side: directories, firmwares, devices, deployment settings, registered packs and the
+licenses deployed to devices. Nothing here writes a ``licensing`` table (DESIGN.md section 2)."""
+
+import re
+
+from django.db import models
+from django.db.models import Q
+
+from ald_portal import clock
+from licensing.models import ProductType, validate_unit_id
+
+MAC_RE = re.compile(r"^[0-9A-F]{12}$")
+
+
+def version_key(version: str) -> str:
+    """A sortable key for an IGEL OS version: parts compare as numbers, so 11.01.110 > 11.01.100 and
+    12.2.0 > 11.09.310. Raises ValueError for anything that is not dotted digits."""
+    parts = (version or "").strip().split(".")
+    if not parts or not all(p.isdigit() for p in parts) or len(parts) > 6:
+        raise ValueError(f"firmware version {version!r} is not dotted digits")
+    return ".".join(f"{int(p):05d}" for p in (parts + ["0"] * 4)[: max(4, len(parts))])
+
+
+class Directory(models.Model):
+    """A device directory (IMI ``tcdirectory``); ``parent`` empty = the root (IMI parentID -1)."""
+
+    name = models.CharField(max_length=200)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    moved_to_bin = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name_plural = "directories"
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Firmware(models.Model):
+    product = models.CharField(max_length=200)
+    version = models.CharField(max_length=40)
+    firmware_type = models.CharField(max_length=20)
+    version_key = models.CharField(max_length=60, editable=False, db_index=True)
+
+    class Meta:
+        ordering = ["version_key", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "version", "firmware_type"], name="unique_firmware")
+        ]
+
+    def __str__(self):
+        return f"{self.product} {self.version}"
+
+    def save(self, *args, **kwargs):
+        self.version_key = version_key(self.version)
+        super().save(*args, **kwargs)
+
+    @property
+    def os_major(self):
+        return int(self.version.split(".", 1)[0])
+
+
+class Device(models.Model):
+    """A thin client with the fields the IMI v3 API shows (``facets=details``)."""
+
+    unit_id = models.CharField("Unit ID", max_length=18, unique=True, validators=[validate_unit_id])
+    mac = models.CharField("MAC", max_length=12, db_index=True)
+    name = models.CharField(max_length=200)
+    directory = models.ForeignKey(
+        Directory, on_delete=models.PROTECT, null=True, blank=True, related_name="devices"
+    )
+    firmware = models.ForeignKey(Firmware, on_delete=models.PROTECT, related_name="devices")
+    last_ip = models.CharField("Last IP", max_length=45, blank=True)
+    site = models.CharField(max_length=200, blank=True)
+    department = models.CharField(max_length=200, blank=True)
+    cost_center = models.CharField(max_length=200, blank=True)
+    comment = models.CharField(max_length=500, blank=True)
+    asset_id = models.CharField("Asset ID", max_length=100, blank=True)
+    inservice_date = models.CharField("In-service date", max_length=40, blank=True)
+    serial_number = models.CharField(max_length=100, blank=True)
+    device_serial_number = models.CharField(max_length=100, blank=True)
+    product_id = models.CharField(max_length=100, blank=True)
+    device_type = models.CharField(max_length=100, blank=True)
+    os_type = models.CharField("OS type", max_length=200, blank=True)
+    last_boot = models.DateTimeField(null=True, blank=True)
+    last_contact = models.DateTimeField(null=True, blank=True)
+    registration_date = models.DateTimeField(default=clock.now, db_index=True)
+    moved_to_bin = models.BooleanField("In recycle bin", default=False)
+    # Further IMI detail fields (CPU, memory, BIOS, monitors...), kept verbatim for the IMI API.
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.unit_id})"
+
+
+class DistributionMethod(models.TextChoices):
+    ENABLED = "ENABLED", "Enabled"
+    CONDITIONS = "CONDITIONS", "Enabled (with conditions)"
+    DISABLED = "DISABLED", "Disabled"
+
+
+def default_distribution_method(product_type: str) -> str:
+    """Workspace Edition packs go to every unlicensed device; every other type only where conditions
+    say (the UMS default since 6.02.100)."""
+    return DistributionMethod.ENABLED if product_type == ProductType.WE else DistributionMethod.CONDITIONS
+
+
+class DeploymentSettings(models.Model):
+    """Licenses > Deployment: one row."""
+
+    ald_enabled = models.BooleanField("Enable automatic deployment", default=False)
+    sweep_minutes = models.PositiveIntegerField("Sweep every (minutes)", default=5)
+    exchange_enabled = models.BooleanField("Enable automatic license exchange", default=False)
+    exchange_days = models.PositiveIntegerField("Licenses are exchanged N days before expiration", default=7)
+    ums_id_fingerprint = models.CharField("UMS ID (SHA-256 fingerprint)", max_length=95, blank=True)
+    ums_id_name = models.CharField("UMS ID name", max_length=200, blank=True)
+    updated_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        verbose_name = "deployment settings"
+        verbose_name_plural = "deployment settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(sweep_minutes__gte=1), name="sweep_at_least_every_minute"),
+            models.CheckConstraint(condition=Q(exchange_days__gte=1), name="exchange_days_positive"),
+        ]
+
+    def __str__(self):
+        return "Deployment settings"
+
+    @classmethod
+    def load(cls):
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class RegisteredPack(models.Model):
+    """A Product Pack as this UMS knows it after a refresh from the licensing service."""
+
+    pack_id = models.CharField("Pack ID", max_length=20, unique=True)
+    product_name = models.CharField(max_length=200)
+    product_type = models.CharField(max_length=10, choices=ProductType.choices)
+    service = models.CharField(max_length=40, db_index=True)
+    total = models.PositiveIntegerField()
+    used = models.PositiveIntegerField(default=0)
+    start_date = models.DateField()
+    expiry_date = models.DateField(null=True, blank=True)
+    ils_status = models.CharField("Status at the licensing service", max_length=20)
+    ils_usable = models.BooleanField(default=True)
+    comment = models.CharField(max_length=500, blank=True)
+    registered_at = models.DateTimeField(default=clock.now)
+    refreshed_at = models.DateTimeField(default=clock.now)
+    active = models.BooleanField(default=True, help_text="A deactivated pack is kept but never used.")
+    distribution_method = models.CharField(max_length=12, choices=DistributionMethod.choices)
+    condition_directories = models.ManyToManyField(Directory, blank=True, related_name="pack_conditions")
+
+    class Meta:
+        ordering = ["registered_at", "id"]
+
+    def __str__(self):
+        return self.pack_id
+
+    @property
+    def free(self):
+        return max(self.total - self.used, 0)
+
+    def usable_on(self, day) -> bool:
+        return (
+            self.active
+            and self.ils_usable
+            and self.distribution_method != DistributionMethod.DISABLED
+            and self.start_date <= day
+            and (self.expiry_date is None or self.expiry_date >= day)
+        )
+
+
+class LicenseStatus(models.TextChoices):
+    CURRENT = "CURRENT", "Current"
+    SUPERSEDED = "SUPERSEDED", "Superseded"
+    REVOKED = "REVOKED", "Revoked"
+
+
+class LicenseSource(models.TextChoices):
+    ALD = "ALD", "Automatic deployment"
+    MANUAL = "MANUAL", "Licensed manually"
+    EXCHANGE = "EXCHANGE", "Automatic exchange"
+    RENEWAL = "RENEWAL", "Renewal"
+
+
+class DeviceLicense(models.Model):
+    """A license deployed to a device: bound to its unit ID, one service, from one pack."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="licenses")
+    unit_id = models.CharField("Unit ID", max_length=18)
+    service = models.CharField(max_length=40)
+    pack_id = models.CharField("Pack ID", max_length=20, db_index=True)
+    product_type = models.CharField(max_length=10, choices=ProductType.choices)
+    issued_at = models.DateTimeField(default=clock.now)
+    expires_at = models.DateField(null=True, blank=True, help_text="Empty: perpetual.")
+    is_demo = models.BooleanField("Demo", default=False)
+    source = models.CharField(max_length=10, choices=LicenseSource.choices, default=LicenseSource.ALD)
+    status = models.CharField(max_length=12, choices=LicenseStatus.choices, default=LicenseStatus.CURRENT)
+
+    class Meta:
+        ordering = ["device_id", "service", "-issued_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "service"],
+                condition=Q(status="CURRENT"),
+                name="one_current_license_per_device_and_service",
+            )
+        ]
+        indexes = [models.Index(fields=["service", "status", "device"], name="license_service_status_dev")]
+
+    def __str__(self):
+        return f"{self.service} {self.pack_id} -> {self.unit_id}"
+
+
+class WaitingReason(models.TextChoices):
+    NO_FREE_LICENSE = "no_free_license", "No free license in any eligible pack"
+    NO_ELIGIBLE_PACK = "no_eligible_pack", "No eligible pack"
+    OS_TOO_OLD = "os_too_old", "IGEL OS version too old for this license type"
+    ILS_UNREACHABLE = "ils_unreachable", "Licensing service unreachable"
+
+
+class LicenseWait(models.Model):
+    """A device that needs a license for a service and could not get one yet (DESIGN.md invariant 3).
+    The next sweep retries it; the row goes when the device is licensed."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="waits")
+    service = models.CharField(max_length=40)
+    reason = models.CharField(max_length=20, choices=WaitingReason.choices)
+    since = models.DateTimeField(default=clock.now)
+    last_tried_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["since", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "service"], name="one_wait_per_device_and_service")
+        ]
+
+    def __str__(self):
+        return f"{self.device_id} waits for {self.service}: {self.reason}"
+
+
+class LicenseRequest(models.Model):
+    """A worker's claim on (device, service) and the pack it asked, written before the licensing
+    service is called. Only the holder of a live claim asks for that device; a claim left by a worker
+    that died expires and the next sweep asks the same pack again, which returns the slot already
+    bound instead of a second one."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="license_requests")
+    service = models.CharField(max_length=40)
+    pack_id = models.CharField(max_length=20)
+    claim_token = models.CharField(max_length=36, db_index=True)
+    claimed_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "service"], name="one_request_per_device_and_service")
+        ]
+
+
+class DeploymentEvent(models.Model):
+    """Executed actions: one row per state change, appended, never edited (invariant 4)."""
+
+    class Action(models.TextChoices):
+        DEPLOY = "deploy", "License deployed"
+        WAIT = "wait", "Waiting for a license"
+        SETTINGS = "settings", "Settings changed"
+        REGISTER_PACK = "register_pack", "Pack registered"
+        REFRESH_PACK = "refresh_pack", "Pack refreshed"
+        ERROR = "error", "Error"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        WAITING = "waiting", "Waiting"
+        FAILED = "failed", "Failed"
+
+    at = models.DateTimeField(default=clock.now, db_index=True)
+    actor = models.CharField(max_length=150, default="ALD")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+    device = models.ForeignKey(
+        Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    unit_id = models.CharField(max_length=18, blank=True)
+    pack_id = models.CharField(max_length=20, blank=True)
+    service = models.CharField(max_length=40, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.unit_id or self.pack_id}"

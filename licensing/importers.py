@@ -1,0 +1,228 @@
+"""Import Product Packs from the License Portal's pack list (CSV, one row per pack)."""
+
+import csv
+import datetime
+import io
+from pathlib import Path
+
+from django.db import transaction
+
+from ald_portal import clock
+from ald_portal.importing import ImportRejected, ImportReport, RecordError
+
+from .models import PACK_ID_RE, Company, Order, ProductPack, ProductType, SubscriptionKey, UmsId, service_for
+
+COLUMNS = (
+    "pack_id",
+    "product",
+    "product_type",
+    "licenses",
+    "start_date",
+    "expiry_date",
+    "subscription_key",
+    "order_number",
+    "comment",
+)
+REQUIRED = ("pack_id", "product", "product_type", "licenses", "start_date")
+
+
+def _date(value):
+    return datetime.date.fromisoformat(value)
+
+
+def read_pack_rows(path, errors):
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        errors.append(RecordError(str(path), None, "path", str(path), "no such file"))
+        return path.name, []
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        errors.append(RecordError(path.name, None, "file", path.name, f"not a UTF-8 CSV file: {exc}"))
+        return path.name, []
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        errors.append(
+            RecordError(
+                path.name, None, "header", ",".join(header), f"missing column(s): {', '.join(missing)}"
+            )
+        )
+        return path.name, []
+    return path.name, list(reader)
+
+
+def validate_packs(name, rows, errors):
+    packs, seen = [], {}
+    for i, row in enumerate(rows):
+        before = len(errors)
+        if None in row:  # more cells than columns
+            errors.append(RecordError(name, i, "row", row[None], "more cells than the header has columns"))
+            continue
+        values = {c: (row.get(c) or "").strip() for c in COLUMNS}
+        for c in REQUIRED:
+            if not values[c]:
+                errors.append(RecordError(name, i, c, row.get(c), "missing"))
+        if len(errors) > before:
+            continue
+        if not PACK_ID_RE.match(values["pack_id"]):
+            errors.append(RecordError(name, i, "pack_id", values["pack_id"], "not of the form PREFIX-XXXXX"))
+        elif values["pack_id"] in seen:
+            errors.append(
+                RecordError(
+                    name,
+                    i,
+                    "pack_id",
+                    values["pack_id"],
+                    f"duplicate pack ID (also row {seen[values['pack_id']]})",
+                )
+            )
+        else:
+            seen[values["pack_id"]] = i
+        if values["product_type"] not in ProductType.values:
+            errors.append(
+                RecordError(
+                    name,
+                    i,
+                    "product_type",
+                    values["product_type"],
+                    f"unknown product type (one of {', '.join(ProductType.values)})",
+                )
+            )
+        try:
+            total = int(values["licenses"])
+            if total < 1:
+                raise ValueError
+        except ValueError:
+            errors.append(
+                RecordError(name, i, "licenses", values["licenses"], "must be a whole number of at least 1")
+            )
+            total = None
+        dates = {}
+        for c in ("start_date", "expiry_date"):
+            if values[c]:
+                try:
+                    dates[c] = _date(values[c])
+                except ValueError:
+                    errors.append(RecordError(name, i, c, values[c], "not a date of the form YYYY-MM-DD"))
+            else:
+                dates[c] = None
+        if (
+            dates.get("start_date")
+            and dates.get("expiry_date")
+            and dates["expiry_date"] < dates["start_date"]
+        ):
+            errors.append(RecordError(name, i, "expiry_date", values["expiry_date"], "before start_date"))
+        if len(errors) > before:
+            continue
+        packs.append(
+            {
+                "index": i,
+                "pack_id": values["pack_id"],
+                "product_name": values["product"],
+                "product_type": values["product_type"],
+                "total_licenses": total,
+                "start_date": dates["start_date"],
+                "expiry_date": dates["expiry_date"],
+                "subscription_key": values["subscription_key"],
+                "order_number": values["order_number"],
+                "comment": values["comment"],
+            }
+        )
+    return packs
+
+
+def import_packs(
+    path, company: Company, dry_run=False, accept_eula_by: str = "", assign_to: UmsId | None = None
+):
+    """Validate the whole file, then write it in one transaction. Returns (report, packs)."""
+    errors = []
+    name, rows = read_pack_rows(path, errors)
+    packs = validate_packs(name, rows, errors) if not errors else []
+    existing = {p.pack_id: p for p in ProductPack.objects.filter(pack_id__in=[p["pack_id"] for p in packs])}
+    for p in packs:
+        old = existing.get(p["pack_id"])
+        if old is None:
+            continue
+        if old.company_id != company.pk:
+            errors.append(
+                RecordError(
+                    name, p["index"], "pack_id", p["pack_id"], f"belongs to another company ({old.company})"
+                )
+            )
+        elif p["total_licenses"] < old.used:
+            errors.append(
+                RecordError(
+                    name,
+                    p["index"],
+                    "licenses",
+                    p["total_licenses"],
+                    f"fewer than the {old.used} licenses already in use",
+                )
+            )
+        elif p["product_type"] != old.product_type:
+            errors.append(
+                RecordError(
+                    name,
+                    p["index"],
+                    "product_type",
+                    p["product_type"],
+                    f"pack {old.pack_id} is already of type {old.product_type}",
+                )
+            )
+    if errors:
+        raise ImportRejected(errors)
+    report = ImportReport(dry_run=dry_run)
+    created = updated = 0
+    result = []
+    with transaction.atomic():
+        for p in packs:
+            order = None
+            if p["order_number"]:
+                order, _ = Order.objects.get_or_create(
+                    number=p["order_number"], defaults={"company": company}
+                )
+                if accept_eula_by and not order.eula_accepted:
+                    order.eula_accepted_by, order.eula_accepted_at = accept_eula_by, clock.now()
+                    order.save(update_fields=["eula_accepted_by", "eula_accepted_at"])
+            key = None
+            if p["subscription_key"]:
+                key, _ = SubscriptionKey.objects.get_or_create(
+                    key=p["subscription_key"], defaults={"company": company}
+                )
+            values = {
+                "company": company,
+                "order": order,
+                "subscription_key": key,
+                "product_name": p["product_name"],
+                "product_type": p["product_type"],
+                "total_licenses": p["total_licenses"],
+                "start_date": p["start_date"],
+                "expiry_date": p["expiry_date"],
+                "comment": p["comment"],
+            }
+            old = existing.get(p["pack_id"])
+            if old is None:
+                pack = ProductPack(pack_id=p["pack_id"], **values)
+                if assign_to is not None:
+                    pack.assigned_ums = assign_to
+                pack.save()
+                created += 1
+            else:
+                pack = old
+                changed = any(getattr(pack, k) != v for k, v in values.items())
+                if assign_to is not None and pack.assigned_ums_id != assign_to.pk:
+                    pack.assigned_ums, changed = assign_to, True
+                if changed:
+                    for k, v in values.items():
+                        setattr(pack, k, v)
+                    pack.service = service_for(pack.product_type, pack.pack_id)
+                    pack.save()
+                    updated += 1
+            result.append(pack)
+        report.created["packs"], report.updated["packs"] = created, updated
+        report.unchanged["packs"] = len(packs) - created - updated
+        if dry_run:
+            transaction.set_rollback(True)
+    return report, result

@@ -1,0 +1,217 @@
+"""The License Portal side (ILP) and the licensing service (ILS): who bought what, and which unit ID
+holds which license slot. ``licensing`` never imports ``devices`` (DESIGN.md section 2)."""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from ald_portal import clock
+
+PACK_ID_RE = re.compile(r"^[A-Z0-9]{2,8}-[A-Z0-9]{5}$")
+UNIT_ID_RE = re.compile(r"^[0-9A-F]{12}$|^[0-9A-F]{18}$")
+
+
+def validate_pack_id(value):
+    if not PACK_ID_RE.match(value or ""):
+        raise ValidationError(
+            "Pack ID %(value)r is not of the form PREFIX-XXXXX (prefix, a dash, 5 letters or digits).",
+            params={"value": value},
+        )
+
+
+def validate_unit_id(value):
+    if not UNIT_ID_RE.match(value or ""):
+        raise ValidationError(
+            "Unit ID %(value)r is not 12 or 18 upper-case hexadecimal digits.", params={"value": value}
+        )
+
+
+class ProductType(models.TextChoices):
+    WE = "WE", "Workspace Edition"
+    EMP = "EMP", "Enterprise Management Pack"
+    ADDON = "ADDON", "Add-on for Workspace Edition"
+    DEMO = "DEMO", "Evaluation (demo)"
+    UDC3 = "UDC3", "UDC3 / OS Creator"
+    UDP = "UDP", "UD Pocket"
+    UMA = "UMA", "Universal Management Agent"
+
+
+def service_for(product_type: str, pack_id: str) -> str:
+    """The service a license of this pack provides on a device; one license per service per device.
+
+    An evaluation license is a full OS license, so it provides the Workspace Edition service; each
+    add-on product is its own service, named by its pack prefix (ADR, IMPRIVATA, ...)."""
+    if product_type == ProductType.DEMO:
+        return ProductType.WE
+    if product_type == ProductType.ADDON:
+        return "ADDON_" + pack_id.split("-", 1)[0]
+    return product_type
+
+
+class PackStatus(models.TextChoices):
+    NOT_YET_ACTIVATED = "NOT_YET_ACTIVATED", "Not yet activated"
+    ACTIVE = "ACTIVE", "Active"
+    EXPIRED = "EXPIRED", "Expired"
+    ARCHIVED = "ARCHIVED", "Archived"
+    MERGED = "MERGED", "Merged"
+
+
+class Company(models.Model):
+    name = models.CharField(max_length=200)
+    global_account_id = models.CharField("Global Account ID", max_length=40, unique=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.global_account_id})"
+
+
+class Order(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="orders")
+    number = models.CharField(max_length=40, unique=True)
+    order_date = models.DateField(null=True, blank=True)
+    eula_accepted_by = models.CharField(max_length=200, blank=True)
+    eula_accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-order_date", "number"]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def eula_accepted(self):
+        return self.eula_accepted_at is not None
+
+
+class SubscriptionKey(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="subscription_keys")
+    key = models.CharField(max_length=40, unique=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.key
+
+
+class UmsId(models.Model):
+    """A UMS installation as the License Portal knows it: its certificate fingerprint and name."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="ums_ids")
+    fingerprint = models.CharField("SHA-256 fingerprint", max_length=95, unique=True)
+    name = models.CharField("UMS ID name", max_length=200)
+    certificate_pem = models.TextField(blank=True)
+    auto_assign = models.BooleanField(default=False, help_text="Assign future Product Packs to this UMS ID.")
+    registered_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        verbose_name = "UMS ID"
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class ProductPackQuerySet(models.QuerySet):
+    def usable(self, on=None):
+        """Packs that may hand out licenses on date ``on``: active status, started, not expired."""
+        on = on or clock.today()
+        return (
+            self.filter(status=PackStatus.ACTIVE, start_date__lte=on)
+            .filter(Q(expiry_date__isnull=True) | Q(expiry_date__gte=on))
+            .filter(Q(order__isnull=True) | Q(order__eula_accepted_at__isnull=False))
+        )
+
+    def non_archived(self):
+        return self.exclude(status__in=[PackStatus.ARCHIVED, PackStatus.MERGED])
+
+
+class ProductPack(models.Model):
+    pack_id = models.CharField("Pack ID", max_length=20, unique=True, validators=[validate_pack_id])
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="packs")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="packs", null=True, blank=True)
+    subscription_key = models.ForeignKey(
+        SubscriptionKey, on_delete=models.PROTECT, related_name="packs", null=True, blank=True
+    )
+    product_name = models.CharField(max_length=200)
+    product_type = models.CharField(max_length=10, choices=ProductType.choices)
+    service = models.CharField(max_length=40, editable=False, db_index=True)
+    total_licenses = models.PositiveIntegerField()
+    # A counter kept by one conditional UPDATE per allocation; the CHECK constraint is the backstop.
+    used = models.PositiveIntegerField(default=0, editable=False)
+    start_date = models.DateField()
+    expiry_date = models.DateField(null=True, blank=True, help_text="Empty: perpetual.")
+    status = models.CharField(max_length=20, choices=PackStatus.choices, default=PackStatus.ACTIVE)
+    comment = models.CharField(max_length=500, blank=True)
+    assigned_ums = models.ForeignKey(
+        UmsId, on_delete=models.SET_NULL, null=True, blank=True, related_name="packs", verbose_name="UMS ID"
+    )
+    created_at = models.DateTimeField(default=clock.now)
+
+    objects = ProductPackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pack_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(used__lte=models.F("total_licenses")), name="pack_used_lte_total"
+            ),
+            models.CheckConstraint(condition=Q(used__gte=0), name="pack_used_not_negative"),
+        ]
+
+    def __str__(self):
+        return self.pack_id
+
+    def save(self, *args, **kwargs):
+        self.service = service_for(self.product_type, self.pack_id)
+        super().save(*args, **kwargs)
+
+    @property
+    def free(self):
+        return self.total_licenses - self.used
+
+    @property
+    def perpetual(self):
+        return self.expiry_date is None
+
+    def effective_status(self, on=None):
+        """What the License Portal shows: stored ARCHIVED/MERGED win, otherwise the dates decide."""
+        on = on or clock.today()
+        if self.status in (PackStatus.ARCHIVED, PackStatus.MERGED):
+            return self.status
+        if self.start_date > on:
+            return PackStatus.NOT_YET_ACTIVATED
+        if self.expiry_date is not None and self.expiry_date < on:
+            return PackStatus.EXPIRED
+        return PackStatus.ACTIVE
+
+    def get_effective_status_display(self):
+        return PackStatus(self.effective_status()).label
+
+
+class LicenseSlot(models.Model):
+    """One license of a pack, bound to one unit ID. Released slots stay as history."""
+
+    pack = models.ForeignKey(ProductPack, on_delete=models.PROTECT, related_name="slots")
+    unit_id = models.CharField("Unit ID", max_length=18, validators=[validate_unit_id], db_index=True)
+    ums = models.ForeignKey(UmsId, on_delete=models.SET_NULL, null=True, blank=True, related_name="slots")
+    bound_at = models.DateTimeField(default=clock.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pack_id", "unit_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pack", "unit_id"],
+                condition=Q(released_at__isnull=True),
+                name="one_active_slot_per_unit_and_pack",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.pack_id}:{self.unit_id}"
