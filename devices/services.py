@@ -74,25 +74,39 @@ def update_deployment_settings(actor: str, **changes) -> list[str]:
     return made
 
 
-def _apply_pack_info(rp: RegisteredPack, info, now) -> bool:
-    """Copy what the licensing service says onto the registered pack; True if it now offers more
-    (more free licenses, a later expiry, or became usable)."""
-    if rp.total is None:  # new registration
-        gained = info.usable
-    else:
-        gained = (
-            info.total - info.used > rp.total - rp.used
-            or (info.usable and not rp.ils_usable)
-            or (
-                rp.expiry_date is not None and (info.expiry_date is None or info.expiry_date > rp.expiry_date)
-            )
-        )
-    rp.product_name, rp.product_type, rp.service = info.product_name, info.product_type, info.service
-    rp.total, rp.used = info.total, info.used
-    rp.start_date, rp.expiry_date = info.start_date, info.expiry_date
-    rp.ils_status, rp.ils_usable, rp.comment = info.status, info.usable, info.comment
-    rp.refreshed_at = now
-    return gained
+PACK_INFO_FIELDS = {
+    # RegisteredPack field: PackInfo attribute
+    "product_name": "product_name",
+    "product_type": "product_type",
+    "service": "service",
+    "total": "total",
+    "used": "used",
+    "start_date": "start_date",
+    "expiry_date": "expiry_date",
+    "ils_status": "status",
+    "ils_usable": "usable",
+    "comment": "comment",
+}
+
+
+def _offers_more(rp: RegisteredPack, info) -> bool:
+    """More free licenses, a later expiry, or usable again: waiting devices may now be served."""
+    if rp.total is None:  # a new registration
+        return info.usable
+    later = rp.expiry_date is not None and (info.expiry_date is None or info.expiry_date > rp.expiry_date)
+    return info.free > rp.total - rp.used or (info.usable and not rp.ils_usable) or later
+
+
+def _apply_pack_info(rp: RegisteredPack, info) -> list[str]:
+    """Copy what the licensing service says onto the registered pack; return what changed."""
+    changed = []
+    for field, attr in PACK_INFO_FIELDS.items():
+        old, new = getattr(rp, field), getattr(info, attr)
+        if old != new:
+            if rp.pk is not None:
+                changed.append(f"{field}: {old} -> {new}")
+            setattr(rp, field, new)
+    return changed
 
 
 def refresh_registered_packs(actor: str = "ALD") -> dict:
@@ -103,59 +117,48 @@ def refresh_registered_packs(actor: str = "ALD") -> dict:
     infos = get_client(conf.ums_id_fingerprint).refresh_packs()
     now = clock.now()
     known = {rp.pack_id: rp for rp in RegisteredPack.objects.filter(pack_id__in=[i.pack_id for i in infos])}
-    created, updated, gained = [], [], False
-    with transaction.atomic():
-        for offset, info in enumerate(infos):
-            rp = known.get(info.pack_id)
-            if rp is None:
-                rp = RegisteredPack(
-                    pack_id=info.pack_id,
-                    # distinct, ordered registration times keep "earliest registered" well defined
-                    registered_at=now + timedelta(milliseconds=offset),
-                    distribution_method=default_distribution_method(info.product_type),
-                )
-                gained = _apply_pack_info(rp, info, now) or gained
-                created.append(rp)
-            else:
-                gained = _apply_pack_info(rp, info, now) or gained
-                updated.append(rp)
-        RegisteredPack.objects.bulk_create(created)
-        RegisteredPack.objects.bulk_update(
-            updated,
-            [
-                "product_name",
-                "product_type",
-                "service",
-                "total",
-                "used",
-                "start_date",
-                "expiry_date",
-                "ils_status",
-                "ils_usable",
-                "comment",
-                "refreshed_at",
-            ],
-        )
-        events = [
-            DeploymentEvent(
-                at=now,
-                actor=actor,
-                action=DeploymentEvent.Action.REGISTER_PACK,
-                pack_id=rp.pack_id,
-                service=rp.service,
-                message=f"Pack {rp.pack_id} registered ({rp.get_distribution_method_display()})",
+    created, updated, events, gained = [], [], [], False
+    for offset, info in enumerate(infos):
+        rp = known.get(info.pack_id)
+        if rp is None:
+            rp = RegisteredPack(
+                pack_id=info.pack_id,
+                # distinct, ordered registration times keep "earliest registered" well defined
+                registered_at=now + timedelta(milliseconds=offset),
+                distribution_method=default_distribution_method(info.product_type),
             )
-            for rp in created
-        ]
-        if updated:
+            created.append(rp)
+        gained = _offers_more(rp, info) or gained
+        changes = _apply_pack_info(rp, info)
+        rp.refreshed_at = now
+        if rp.pk is None:
             events.append(
                 DeploymentEvent(
                     at=now,
                     actor=actor,
-                    action=DeploymentEvent.Action.REFRESH_PACK,
-                    message=f"{len(updated)} registered pack(s) refreshed from the licensing service",
+                    action=DeploymentEvent.Action.REGISTER_PACK,
+                    pack_id=rp.pack_id,
+                    service=rp.service,
+                    message=f"Pack {rp.pack_id} registered ({rp.get_distribution_method_display()})",
                 )
             )
+        else:
+            updated.append(rp)
+            if changes:
+                message = f"Pack {rp.pack_id} refreshed: " + "; ".join(changes)
+                events.append(
+                    DeploymentEvent(
+                        at=now,
+                        actor=actor,
+                        action=DeploymentEvent.Action.REFRESH_PACK,
+                        pack_id=rp.pack_id,
+                        service=rp.service,
+                        message=message[:500],
+                    )
+                )
+    with transaction.atomic():
+        RegisteredPack.objects.bulk_create(created)
+        RegisteredPack.objects.bulk_update(updated, [*PACK_INFO_FIELDS, "refreshed_at"])
         DeploymentEvent.objects.bulk_create(events)
         if gained and conf.ald_enabled:
             enqueue_sweep()
