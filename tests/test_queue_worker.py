@@ -94,10 +94,12 @@ def test_a_registered_device_is_licensed_by_the_worker_within_two_seconds(worker
                 break
             time.sleep(0.05)
         used = conn.execute("SELECT used FROM licensing_productpack WHERE pack_id = 'WE-QUEUE'").fetchone()[0]
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
         conn.close()
         assert licensed_at is not None, (db.parent / "qcluster.log").read_text()
         assert row == ("WE-QUEUE",)
         assert used == 1
+        assert journal == "wal"  # web server and worker share the file without locking each other out
         assert licensed_at - float(committed_at) < 2.0
     finally:
         worker.terminate()
