@@ -45,14 +45,21 @@ class ImportReport:
         return prefix + ("; ".join(parts) if parts else "nothing")
 
 
-HEX_SEPARATORS = re.compile(r"[\s:.\-]")
+HEX_ID_FORMS = (
+    re.compile(r"[0-9A-F]+"),  # 00E0C5C123B1
+    re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2})+"),  # 00:E0:C5:C1:23:B1
+    re.compile(r"[0-9A-F]{2}(?:-[0-9A-F]{2})+"),  # 00-E0-C5-C1-23-B1
+    re.compile(r"[0-9A-F]{4}(?:\.[0-9A-F]{4})+"),  # 00E0.C5C1.23B1
+)
 
 
 def normalize_hex_id(value) -> str | None:
-    """MAC or unit ID in colon, dash, dot or lower-case form -> upper-case hex digits, or None."""
+    """MAC or unit ID in plain, colon, dash or dot form, upper or lower case -> upper-case hex
+    digits, or None. The groups must be regular (pairs, or fours for the dot form) and use one kind
+    of separator: ``00E0C5-C1-23B1`` or ``0:0:E:0:...`` is malformed, not a MAC."""
     if not isinstance(value, str):
         return None
-    cleaned = HEX_SEPARATORS.sub("", value).upper()
-    if cleaned and all(ch in "0123456789ABCDEF" for ch in cleaned):
-        return cleaned
-    return None
+    text = value.strip().upper()
+    if not any(form.fullmatch(text) for form in HEX_ID_FORMS):
+        return None
+    return re.sub(r"[:.\-]", "", text)

@@ -5,6 +5,7 @@ Everything is validated first; a file with any bad record is rejected whole and 
 
 import datetime
 import json
+from collections import Counter
 from pathlib import Path
 
 from django.core.management.color import no_style
@@ -40,21 +41,31 @@ DATE_FIELDS = {  # IMI field -> (model field, format)
 }
 STRUCTURAL = {"id", "unitID", "mac", "firmwareID", "parentID", "movedToBin", "objectType", "links"}
 REQUIRED_DEVICE_FIELDS = ("id", "unitID", "mac", "firmwareID", "name", "parentID")
+FIRMWARE_FIELDS = {"product": "product", "version": "version", "firmwareType": "firmware_type"}
+DIRECTORY_FIELDS = {"name": "name"}
 
 
 def _is_imi_id(value) -> bool:
     return isinstance(value, str) and value.isdigit() and len(value) <= 18 and int(value) > 0
 
 
+OBJECT_TYPES = {"tcdirectory": "directories", "tc": "devices"}
+
+
 def _kind_of(data):
+    """Which IMI list this is. A list is a thin client or directory list when its records say so; the
+    kind most of them name wins, and a record that names another kind (or none) is a bad record of
+    that list, reported by validation rather than making the whole file unrecognised."""
     if isinstance(data, dict) and "FwResource" in data:
         return "firmwares"
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        kinds = {item.get("objectType") for item in data if isinstance(item, dict)}
-        if kinds == {"tcdirectory"}:
-            return "directories"
-        if kinds == {"tc"}:
-            return "devices"
+    if isinstance(data, list):
+        named = Counter(
+            item.get("objectType")
+            for item in data
+            if isinstance(item, dict) and item.get("objectType") in OBJECT_TYPES
+        )
+        if named:
+            return OBJECT_TYPES[named.most_common(1)[0][0]]
     return None
 
 
@@ -102,6 +113,7 @@ class InventoryImport:
         self.sources = sources
         self.errors: list[RecordError] = []
         self.firmwares: dict[int, dict] = {}
+        self._fw_index: dict[int, int] = {}
         self.directories: dict[int, dict] = {}
         self.devices: list[dict] = []
 
@@ -143,11 +155,60 @@ class InventoryImport:
             except ValueError:
                 self.err(name, i, "version", fw["version"], "not a dotted numeric version like 11.01.110")
                 continue
+            if not self._fits(name, i, fw, FIRMWARE_FIELDS, Firmware):
+                continue
             fid = int(fw["id"])
             if fid in self.firmwares:
                 self.err(name, i, "id", fw["id"], "duplicate firmware id")
                 continue
             self.firmwares[fid] = fw
+            self._fw_index[fid] = i
+        self._check_firmware_identity(name)
+
+    def _fits(self, name, i, record, fields, model) -> bool:
+        """True if every text field fits its column; reports each one that does not."""
+        ok = True
+        for imi, model_field in fields.items():
+            value = record.get(imi)
+            limit = model._meta.get_field(model_field).max_length
+            if isinstance(value, str) and len(value) > limit:
+                self.err(name, i, imi, value, f"longer than {limit} characters")
+                ok = False
+        return ok
+
+    def _check_firmware_identity(self, name):
+        """A firmware is one (product, version, type): two ids for the same one, in the file or against
+        one already in the database under another id, would break the unique constraint on write."""
+        in_db = {
+            (product, version, fw_type): pk
+            for pk, product, version, fw_type in Firmware.objects.values_list(
+                "id", "product", "version", "firmware_type"
+            )
+            if pk not in self.firmwares
+        }
+        seen = {}
+        for fid, fw in self.firmwares.items():
+            i = self._fw_index[fid]
+            key = (fw["product"], fw["version"], fw["firmwareType"])
+            if key in seen:
+                other = seen[key]
+                self.err(
+                    name,
+                    i,
+                    "version",
+                    fw["version"],
+                    f"the same product, version and type as firmware {other} (record {self._fw_index[other]})",
+                )
+            elif key in in_db:
+                self.err(
+                    name,
+                    i,
+                    "version",
+                    fw["version"],
+                    f"the same product, version and type as firmware {in_db[key]}, already in the database",
+                )
+            else:
+                seen[key] = fid
 
     def _validate_directories(self):
         if "directories" not in self.sources:
@@ -159,11 +220,16 @@ class InventoryImport:
             if not isinstance(d, dict):
                 self.err(name, i, "record", d, "must be an object")
                 continue
+            if d.get("objectType") != "tcdirectory":
+                self.err(name, i, "objectType", d.get("objectType"), 'must be "tcdirectory"')
+                continue
             if not _is_imi_id(d.get("id")):
                 self.err(name, i, "id", d.get("id"), "missing, or not a positive number as a string")
                 continue
             if not isinstance(d.get("name"), str) or not d["name"].strip():
                 self.err(name, i, "name", d.get("name"), "missing or empty")
+                continue
+            if not self._fits(name, i, d, DIRECTORY_FIELDS, Directory):
                 continue
             if int(d["id"]) in self.directories:
                 self.err(name, i, "id", d["id"], "duplicate directory id")
@@ -178,16 +244,25 @@ class InventoryImport:
             parent = d.get("parentID")
             if parent != "-1" and not (_is_imi_id(parent) and int(parent) in all_ids):
                 self.err(name, i, "parentID", parent, 'unknown directory (use "-1" for the root)')
-        # a parent chain must end at the root
+        # a parent chain must end at the root, through the directories of the file and those already
+        # in the database alike; each directory on a cycle is reported
         parent_of = {
-            k: (None if v.get("parentID") == "-1" else int(v["parentID"]))
-            for k, v in self.directories.items()
-            if v.get("parentID") == "-1" or _is_imi_id(v.get("parentID"))
+            pk: parent
+            for pk, parent in Directory.objects.values_list("id", "parent_id")
+            if pk not in self.directories
         }
+        parent_of.update(
+            {
+                k: (None if v.get("parentID") == "-1" else int(v["parentID"]))
+                for k, v in self.directories.items()
+                if v.get("parentID") == "-1" or _is_imi_id(v.get("parentID"))
+            }
+        )
         for i, d in pending:
-            seen, node = set(), int(d["id"])
-            while node is not None and node in parent_of:
-                if node in seen:
+            start = int(d["id"])
+            seen, node = set(), parent_of.get(start)
+            while node is not None and node in parent_of and node not in seen:
+                if node == start:
                     self.err(name, i, "parentID", d.get("parentID"), "directories form a cycle")
                     break
                 seen.add(node)
@@ -204,6 +279,9 @@ class InventoryImport:
         for i, tc in enumerate(data):
             if not isinstance(tc, dict):
                 self.err(name, i, "record", tc, "must be an object")
+                continue
+            if tc.get("objectType") != "tc":
+                self.err(name, i, "objectType", tc.get("objectType"), 'must be "tc"')
                 continue
             before = len(self.errors)
             for f in REQUIRED_DEVICE_FIELDS:
@@ -235,6 +313,7 @@ class InventoryImport:
             if unit is None or not UNIT_ID_RE.match(unit):
                 self.err(name, i, "unitID", tc["unitID"], "not a unit ID (12 or 18 hexadecimal digits)")
             else:
+                row["_unit_raw"] = tc["unitID"]
                 if unit in seen_units:
                     self.err(
                         name, i, "unitID", tc["unitID"], f"duplicate unit ID (also record {seen_units[unit]})"
@@ -293,7 +372,7 @@ class InventoryImport:
                     name,
                     row["_index"],
                     "unitID",
-                    unit,
+                    row["_unit_raw"],
                     f"duplicate unit ID: already registered as device {device_id}",
                 )
 
@@ -370,7 +449,7 @@ class InventoryImport:
     def _write_devices(self, report) -> list[int]:
         if "devices" not in self.sources:
             return []
-        rows = [{k: v for k, v in r.items() if k != "_index"} for r in self.devices]
+        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.devices]
         existing = Device.objects.in_bulk([r["id"] for r in rows])
         new, changed = [], []
         for r in rows:

@@ -3,6 +3,7 @@
 import csv
 import datetime
 import io
+import re
 from pathlib import Path
 
 from django.db import transaction
@@ -24,9 +25,22 @@ COLUMNS = (
     "comment",
 )
 REQUIRED = ("pack_id", "product", "product_type", "licenses", "start_date")
+# column -> (model, field) whose max_length the value must fit
+LENGTHS = {
+    "product": (ProductPack, "product_name"),
+    "subscription_key": (SubscriptionKey, "key"),
+    "order_number": (Order, "number"),
+    "comment": (ProductPack, "comment"),
+}
+MAX_LICENSES = 2147483647  # the largest count every supported database holds
+ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+COUNT_RE = re.compile(r"[0-9]+")
 
 
 def _date(value):
+    """YYYY-MM-DD only: date.fromisoformat alone would also take 20241201 or 2024-W48-1."""
+    if not ISO_DATE_RE.fullmatch(value):
+        raise ValueError(value)
     return datetime.date.fromisoformat(value)
 
 
@@ -40,17 +54,29 @@ def read_pack_rows(path, errors):
     except (UnicodeDecodeError, IsADirectoryError) as exc:
         errors.append(RecordError(path.name, None, "file", path.name, f"not a UTF-8 CSV file: {exc}"))
         return path.name, []
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        errors.append(
-            RecordError(
-                path.name, None, "header", ",".join(header), f"missing column(s): {', '.join(missing)}"
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    header, rows, last_line = None, [], 0
+    try:
+        header = reader.fieldnames or []
+        last_line = reader.line_num
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            errors.append(
+                RecordError(
+                    path.name, None, "header", ",".join(header), f"missing column(s): {', '.join(missing)}"
+                )
             )
+            return path.name, []
+        for row in reader:
+            rows.append(row)
+            last_line = reader.line_num
+    except csv.Error as exc:  # an unterminated quote, a stray quote inside a field...
+        index = None if header is None else len(rows)  # None: the header itself
+        errors.append(
+            RecordError(path.name, index, "file", path.name, f"not valid CSV at line {last_line + 1}: {exc}")
         )
         return path.name, []
-    return path.name, list(reader)
+    return path.name, rows
 
 
 def validate_packs(name, rows, errors):
@@ -90,15 +116,22 @@ def validate_packs(name, rows, errors):
                     f"unknown product type (one of {', '.join(ProductType.values)})",
                 )
             )
-        try:
-            total = int(values["licenses"])
-            if total < 1:
-                raise ValueError
-        except ValueError:
+        count = values["licenses"]
+        total = 0
+        if COUNT_RE.fullmatch(count):  # int() alone would take "1_000", "+5" or "١٢"
+            total = int(count) if len(count) <= 12 else MAX_LICENSES + 1
+        if total < 1:
             errors.append(
                 RecordError(name, i, "licenses", values["licenses"], "must be a whole number of at least 1")
             )
             total = None
+        elif total > MAX_LICENSES:
+            errors.append(RecordError(name, i, "licenses", values["licenses"], f"more than {MAX_LICENSES}"))
+            total = None
+        for c, (model, field) in LENGTHS.items():
+            limit = model._meta.get_field(field).max_length
+            if len(values[c]) > limit:
+                errors.append(RecordError(name, i, c, values[c], f"longer than {limit} characters"))
         dates = {}
         for c in ("start_date", "expiry_date"):
             if values[c]:
@@ -131,6 +164,26 @@ def validate_packs(name, rows, errors):
             }
         )
     return packs
+
+
+def _check_owners(name, packs, company, errors):
+    """An order or subscription key already known belongs to one company; a pack of another company's
+    order would show (and, with --accept-eula, accept) that company's order."""
+    for column, model, field in (
+        ("order_number", Order, "number"),
+        ("subscription_key", SubscriptionKey, "key"),
+    ):
+        wanted = {p[column] for p in packs if p[column]}
+        owners = {
+            getattr(obj, field): obj.company
+            for obj in model.objects.select_related("company").filter(**{f"{field}__in": wanted})
+        }
+        for p in packs:
+            owner = owners.get(p[column])
+            if owner is not None and owner.pk != company.pk:
+                errors.append(
+                    RecordError(name, p["index"], column, p[column], f"belongs to another company ({owner})")
+                )
 
 
 def import_packs(
@@ -171,8 +224,10 @@ def import_packs(
                     f"pack {old.pack_id} is already of type {old.product_type}",
                 )
             )
+    _check_owners(name, packs, company, errors)
     if errors:
-        raise ImportRejected(errors)
+        # file problems first, then row by row (the checks against the database ran last)
+        raise ImportRejected(sorted(errors, key=lambda e: -1 if e.index is None else e.index))
     report = ImportReport(dry_run=dry_run)
     created = updated = 0
     result = []

@@ -45,18 +45,30 @@ def test_fixture_facts_behind_the_expected_numbers():
 
 
 def test_import_register_and_deploy_the_demo_inventory():
-    run("import_packs", str(DEMO / "ilp-product-packs.csv"), "--company", "Demo Company AG",
-        "--global-account-id", "GA-100234", "--accept-eula", "--assign")
+    run(
+        "import_packs",
+        str(DEMO / "ilp-product-packs.csv"),
+        "--company",
+        "Demo Company AG",
+        "--global-account-id",
+        "GA-100234",
+        "--accept-eula",
+        "--assign",
+    )
     run("import_devices", str(DEMO))
     for pack_id, name in [("EMP-2PMH4", "Bremen"), ("ADR-R2JGU", "Call Center")]:
-        RegisteredPack.objects.get(pack_id=pack_id).condition_directories.set(Directory.objects.filter(name=name))
+        RegisteredPack.objects.get(pack_id=pack_id).condition_directories.set(
+            Directory.objects.filter(name=name)
+        )
     run("ald_settings", "--enable")
 
     report = json.loads(run("ald_run", "--json"))
 
     assert report["licensed_by_pack"] == {
         # WE: 224 devices need it; most allocated first, then earliest registered (file order)
-        "WE-NT6ZM": 120, "WE-JTWXX": 80, "WE-BRFVW": 24,
+        "WE-NT6ZM": 120,
+        "WE-JTWXX": 80,
+        "WE-BRFVW": 24,
         "EMP-2PMH4": 60,  # 62 Bremen devices
         "ADR-R2JGU": 40,  # 55 call-center devices new enough
     }
@@ -67,13 +79,19 @@ def test_import_register_and_deploy_the_demo_inventory():
     assert report["packs"]["WE-BRFVW"] == {"total": 30, "used": 24, "free": 6}
 
     waits = Counter(LicenseWait.objects.values_list("service", "reason"))
-    assert waits == {("WE", "os_too_old"): 7, ("EMP", "no_free_license"): 2,
-                     ("ADDON_ADR", "no_free_license"): 15, ("ADDON_ADR", "os_too_old"): 5}
+    assert waits == {
+        ("WE", "os_too_old"): 7,
+        ("EMP", "no_free_license"): 2,
+        ("ADDON_ADR", "no_free_license"): 15,
+        ("ADDON_ADR", "os_too_old"): 5,
+    }
     assert report["devices_waiting"] == LicenseWait.objects.values("device").distinct().count()
 
     # both sides agree: licensing slots, pack counters, UMS licenses, registered pack counters
     used = dict(ProductPack.objects.values_list("pack_id", "used"))
-    slots = Counter(LicenseSlot.objects.filter(released_at__isnull=True).values_list("pack__pack_id", flat=True))
+    slots = Counter(
+        LicenseSlot.objects.filter(released_at__isnull=True).values_list("pack__pack_id", flat=True)
+    )
     licenses = Counter(DeviceLicense.objects.filter(status="CURRENT").values_list("pack_id", flat=True))
     registered = dict(RegisteredPack.objects.values_list("pack_id", "used"))
     assert {k: v for k, v in used.items() if v} == dict(slots) == dict(licenses)

@@ -24,8 +24,13 @@ def test_claim_left_by_a_dead_worker_is_replayed_against_the_same_pack():
     dev = f.device()
     # The dead worker had claimed the device for WE-BBBBB and the licensing service had bound the
     # slot, but the worker died before recording the license.
-    LicenseRequest.objects.create(device=dev, service="WE", pack_id="WE-BBBBB", claim_token="dead",
-                                  claimed_until=clock.now() - datetime.timedelta(seconds=1))
+    LicenseRequest.objects.create(
+        device=dev,
+        service="WE",
+        pack_id="WE-BBBBB",
+        claim_token="dead",
+        claimed_until=clock.now() - datetime.timedelta(seconds=1),
+    )
     request_licenses("WE-BBBBB", [dev.unit_id], ums_fingerprint=f.ums().fingerprint)
 
     run_cycle()
@@ -42,8 +47,13 @@ def test_a_live_claim_of_another_worker_is_left_alone():
     f.pack("WE-AAAAA", total=10)
     f.register_all()
     dev = f.device()
-    LicenseRequest.objects.create(device=dev, service="WE", pack_id="WE-AAAAA", claim_token="busy",
-                                  claimed_until=clock.now() + datetime.timedelta(seconds=60))
+    LicenseRequest.objects.create(
+        device=dev,
+        service="WE",
+        pack_id="WE-AAAAA",
+        claim_token="busy",
+        claimed_until=clock.now() + datetime.timedelta(seconds=60),
+    )
     run_cycle()
     assert not DeviceLicense.objects.exists()
     assert ProductPack.objects.get(pack_id="WE-AAAAA").used == 0

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db
 
 
 def licensed_from(service="WE"):
-    return Counter(DeviceLicense.objects.filter(service=service, status="CURRENT").values_list("pack_id", flat=True))
+    return Counter(
+        DeviceLicense.objects.filter(service=service, status="CURRENT").values_list("pack_id", flat=True)
+    )
 
 
 def waits():
@@ -132,14 +134,26 @@ def test_deactivated_and_disabled_packs_are_never_used():
 
 
 def test_default_distribution_methods_workspace_edition_enabled_others_with_conditions():
-    for pack_id, ptype in [("WE-AAAAA", "WE"), ("EMP-AAAAA", "EMP"), ("ADR-AAAAA", "ADDON"), ("DEMO-AAAAA", "DEMO"),
-                           ("UDC3-AAAAA", "UDC3"), ("UDP-AAAAA", "UDP"), ("UMA-AAAAA", "UMA")]:
+    for pack_id, ptype in [
+        ("WE-AAAAA", "WE"),
+        ("EMP-AAAAA", "EMP"),
+        ("ADR-AAAAA", "ADDON"),
+        ("DEMO-AAAAA", "DEMO"),
+        ("UDC3-AAAAA", "UDC3"),
+        ("UDP-AAAAA", "UDP"),
+        ("UMA-AAAAA", "UMA"),
+    ]:
         f.pack(pack_id, product_type=ptype)
     f.register_all()
     methods = dict(RegisteredPack.objects.values_list("pack_id", "distribution_method"))
     assert methods == {
-        "WE-AAAAA": "ENABLED", "EMP-AAAAA": "CONDITIONS", "ADR-AAAAA": "CONDITIONS", "DEMO-AAAAA": "CONDITIONS",
-        "UDC3-AAAAA": "CONDITIONS", "UDP-AAAAA": "CONDITIONS", "UMA-AAAAA": "CONDITIONS",
+        "WE-AAAAA": "ENABLED",
+        "EMP-AAAAA": "CONDITIONS",
+        "ADR-AAAAA": "CONDITIONS",
+        "DEMO-AAAAA": "CONDITIONS",
+        "UDC3-AAAAA": "CONDITIONS",
+        "UDP-AAAAA": "CONDITIONS",
+        "UMA-AAAAA": "CONDITIONS",
     }
 
 
@@ -176,8 +190,13 @@ def test_conditions_pack_without_directories_serves_nobody():
 
 @pytest.mark.parametrize(
     "version, gets_addon",
-    [("10.06.190.01", False), ("11.01.100.01", False), ("11.01.110.01", True), ("11.08.440.01", True),
-     ("12.2.0", True)],
+    [
+        ("10.06.190.01", False),
+        ("11.01.100.01", False),
+        ("11.01.110.01", True),
+        ("11.08.440.01", True),
+        ("12.2.0", True),
+    ],
 )
 def test_add_on_licenses_only_for_igel_os_11_01_110_or_later(version, gets_addon):
     f.ald_on()

@@ -24,7 +24,11 @@ def run(*args):
 def test_migration_created_the_sweep_schedule_every_five_minutes():
     schedule = Schedule.objects.get(name=SWEEP_SCHEDULE_NAME)
     assert (schedule.func, schedule.schedule_type, schedule.minutes, schedule.repeats) == (
-        "devices.tasks.ald_sweep", Schedule.MINUTES, 5, -1)
+        "devices.tasks.ald_sweep",
+        Schedule.MINUTES,
+        5,
+        -1,
+    )
 
 
 def test_creating_the_schedule_twice_leaves_one():
@@ -35,7 +39,9 @@ def test_creating_the_schedule_twice_leaves_one():
 
 
 def test_a_duplicate_schedule_left_by_hand_is_collapsed_to_one():
-    Schedule.objects.create(name=SWEEP_SCHEDULE_NAME, func="devices.tasks.ald_sweep", schedule_type="I", minutes=5)
+    Schedule.objects.create(
+        name=SWEEP_SCHEDULE_NAME, func="devices.tasks.ald_sweep", schedule_type="I", minutes=5
+    )
     _, created = ensure_sweep_schedule(7)
     assert created is False
     assert list(Schedule.objects.filter(name=SWEEP_SCHEDULE_NAME).values_list("minutes", flat=True)) == [7]
@@ -47,7 +53,12 @@ def test_ald_settings_prints_and_changes_the_settings():
     assert "Automatic license exchange: off, 7 day(s) before expiration" in out
     out = run("ald_settings", "--enable", "--exchange", "--exchange-days", "14", "--sweep-minutes", "10")
     conf = DeploymentSettings.load()
-    assert (conf.ald_enabled, conf.exchange_enabled, conf.exchange_days, conf.sweep_minutes) == (True, True, 14, 10)
+    assert (conf.ald_enabled, conf.exchange_enabled, conf.exchange_days, conf.sweep_minutes) == (
+        True,
+        True,
+        14,
+        10,
+    )
     assert "Automatic deployment: on" in out and "every 10 minute(s)" in out
     assert Schedule.objects.get(name=SWEEP_SCHEDULE_NAME).minutes == 10
     event = DeploymentEvent.objects.get(action="settings")
@@ -58,11 +69,14 @@ def test_ald_settings_prints_and_changes_the_settings():
     assert (conf.ald_enabled, conf.exchange_enabled) == (False, False)
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--sweep-minutes", "0"], "sweep_minutes"),
-    (["--exchange-days", "-3"], "exchange_days"),
-    (["--exchange-days", "100000"], "exchange_days"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--sweep-minutes", "0"], "sweep_minutes"),
+        (["--exchange-days", "-3"], "exchange_days"),
+        (["--exchange-days", "100000"], "exchange_days"),
+    ],
+)
 def test_ald_settings_rejects_bad_values_by_name_and_changes_nothing(args, field):
     with pytest.raises(CommandError) as err:
         run("ald_settings", *args)

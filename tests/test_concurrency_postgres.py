@@ -80,7 +80,9 @@ def test_eight_workers_asking_the_licensing_service_directly(postgres):
 
     pack.refresh_from_db()
     assert pack.used == 100
-    bound = list(LicenseSlot.objects.filter(pack=pack, released_at__isnull=True).values_list("unit_id", flat=True))
+    bound = list(
+        LicenseSlot.objects.filter(pack=pack, released_at__isnull=True).values_list("unit_id", flat=True)
+    )
     assert len(bound) == len(set(bound)) == 100
 
 

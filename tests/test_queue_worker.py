@@ -53,7 +53,11 @@ def redis_url():
 
 @pytest.fixture(params=["orm", "redis"])
 def worker_env(request, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'portal.sqlite3'}"
     env["ALD_VAR_DIR"] = str(tmp_path)
     if request.param == "redis":
@@ -65,8 +69,15 @@ def worker_env(request, tmp_path):
 
 
 def manage(env, *args, timeout=120):
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=True)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
 
 
 def test_a_registered_device_is_licensed_by_the_worker_within_two_seconds(worker_env):
@@ -74,8 +85,14 @@ def test_a_registered_device_is_licensed_by_the_worker_within_two_seconds(worker
     manage(env, "migrate", "--noinput")
     manage(env, "shell", "-c", SETUP)
     log = open(db.parent / "qcluster.log", "w+")
-    worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while "running" not in (db.parent / "qcluster.log").read_text() and time.time() < deadline:
@@ -87,7 +104,8 @@ def test_a_registered_device_is_licensed_by_the_worker_within_two_seconds(worker
         conn = sqlite3.connect(db, timeout=30)
         while time.time() < float(committed_at) + 10:
             row = conn.execute(
-                "SELECT pack_id FROM devices_devicelicense WHERE device_id = ? AND status = 'CURRENT'", (device_id,)
+                "SELECT pack_id FROM devices_devicelicense WHERE device_id = ? AND status = 'CURRENT'",
+                (device_id,),
             ).fetchone()
             if row:
                 licensed_at = time.time()

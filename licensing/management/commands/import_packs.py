@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from ald_portal.importing import ImportRejected
 from licensing.importers import import_packs
@@ -64,33 +65,45 @@ class Command(BaseCommand):
         assign=False,
         **options,
     ):
+        # Everything, the company and this portal's UMS ID included, is written in one transaction:
+        # a rejected file leaves no trace, and a dry run does the whole import and rolls it back, so it
+        # reports exactly what a real run would do.
+        try:
+            with transaction.atomic():
+                self._import(csv_file, dry_run, company, global_account_id, accept_eula, assign)
+                if dry_run:
+                    transaction.set_rollback(True)
+        except ImportRejected as exc:
+            for line in exc.lines():
+                self.stderr.write(line)
+            raise CommandError(f"{csv_file}: {exc}") from None
+
+    def _import(self, csv_file, dry_run, company, global_account_id, accept_eula, assign):
         from devices.services import refresh_registered_packs, ums_identity
         from licensing.services import register_ums_id
 
         the_company = self.company(company, global_account_id)
         ums = None
-        if assign and not dry_run:
+        if assign:
             conf = ums_identity()
             ums = register_ums_id(the_company, conf.ums_id_fingerprint, conf.ums_id_name)
-        try:
-            report, packs = import_packs(
-                csv_file,
-                the_company,
-                dry_run=dry_run,
-                accept_eula_by="import_packs --accept-eula" if accept_eula else "",
-                assign_to=ums,
-            )
-        except ImportRejected as exc:
-            for line in exc.lines():
-                self.stderr.write(line)
-            raise CommandError(f"{csv_file}: {exc}") from None
+        report, packs = import_packs(
+            csv_file,
+            the_company,
+            accept_eula_by="import_packs --accept-eula" if accept_eula else "",
+            assign_to=ums,
+        )
+        report.dry_run = dry_run
         self.stdout.write(report.summary())
         if ums is not None:
             result = refresh_registered_packs(actor="import_packs")
-            self.stdout.write(
-                f"Assigned to UMS ID {ums.name} ({ums.fingerprint[:14]}...); registered in the UMS: "
-                f"{len(result['registered'])} new, {len(result['refreshed'])} refreshed."
-            )
+            counts = f"{len(result['registered'])} new, {len(result['refreshed'])} refreshed."
+            if dry_run:
+                self.stdout.write(f"Would assign to UMS ID {ums.name}; would register in the UMS: {counts}")
+            else:
+                self.stdout.write(
+                    f"Assigned to UMS ID {ums.name} ({ums.fingerprint[:14]}...); registered in the UMS: {counts}"
+                )
             pending = sorted({p.order.number for p in packs if p.order and not p.order.eula_accepted})
             if pending:
                 self.stdout.write(
