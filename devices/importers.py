@@ -74,13 +74,16 @@ def read_sources(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ImportRejected([RecordError(str(path), None, "path", str(path), "no such file or folder")])
-    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    files = sorted(p for p in path.glob("*.json") if p.is_file()) if path.is_dir() else [path]
     sources, errors = {}, []
     for f in files:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             errors.append(RecordError(f.name, None, "file", f.name, f"not valid JSON: {exc}"))
+            continue
+        except OSError as exc:
+            errors.append(RecordError(f.name, None, "file", f.name, f"cannot be read: {exc.strerror or exc}"))
             continue
         kind = _kind_of(data)
         if kind is None:

@@ -739,3 +739,17 @@ def test_dry_run_after_an_import_reports_the_changes_it_would_make(imi):
         "directories: 0 new, 0 updated, 12 unchanged; firmwares: 0 new, 0 updated, 8 unchanged"
     )
     assert snapshot() == before
+
+
+def test_a_folder_named_like_an_imi_file_is_passed_over_not_a_crash(tmp_path):
+    import shutil
+
+    for name in ("imi-firmwares.json", "imi-tcdirectories.json"):
+        shutil.copy(DEMO / name, tmp_path / name)
+    (tmp_path / "imi-thinclients-details.json").mkdir()
+    out = io.StringIO()
+    call_command("import_devices", str(tmp_path), stdout=out, stderr=io.StringIO())
+    assert out.getvalue().strip() == (
+        "Imported directories: 12 new, 0 updated, 0 unchanged; firmwares: 8 new, 0 updated, 0 unchanged"
+    )
+    assert not Device.objects.exists()
