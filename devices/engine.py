@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from ald_portal import clock
 from licensing.contract import LicenseServiceError
@@ -106,6 +106,11 @@ class Candidate:
     unit_id: str
     directory_id: int | None
     os_key: str
+    held_pack_id: str | None = None  # the pack of the device's current license for the service
+    held_until: object = None  # that license's expiry (None: perpetual or no license)
+
+    def holds_valid_license(self, today) -> bool:
+        return self.held_pack_id is not None and (self.held_until is None or self.held_until >= today)
 
 
 def directory_descendants(directory_ids, parent_of: dict) -> frozenset:
@@ -143,12 +148,26 @@ def load_pack_states(today) -> dict[str, list[PackState]]:
 class Planner:
     """Chooses a pack per device with in-memory counters, so a batch costs no query per device."""
 
-    def __init__(self, service: str, states: list[PackState]):
+    def __init__(self, service: str, states: list[PackState], today):
         self.service = service
         self.states = states
+        self.by_pack = {s.pack.pack_id: s for s in states}
+        self.today = today
         self.minimum_os = minimum_os_for(service)
 
-    def choose(self, c: Candidate) -> tuple[PackState | None, str | None]:
+    def renewal_pack(self, c: Candidate, exclude=()) -> PackState | None:
+        """The pack of the device's license, if it was renewed: a later expiry than the license."""
+        state = self.by_pack.get(c.held_pack_id) if c.held_pack_id else None
+        if state is None or state.pack.pack_id in exclude or not state.usable or c.held_until is None:
+            return None
+        expiry = state.pack.expiry_date
+        return state if expiry is None or expiry > c.held_until else None
+
+    def choose(self, c: Candidate, exclude=()) -> tuple[PackState | None, str | None]:
+        renewed = self.renewal_pack(c, exclude)
+        if renewed is not None:
+            return renewed, None
+        # ``exclude`` only withdraws the renewal; refused packs are out through their counters or usability.
         selecting = [s for s in self.states if s.selects(c.directory_id)]
         if not selecting:
             return None, WaitingReason.NO_ELIGIBLE_PACK
@@ -157,10 +176,18 @@ class Planner:
         usable = [s for s in selecting if s.usable]
         if not usable:
             return None, WaitingReason.NO_ELIGIBLE_PACK
+        if c.holds_valid_license(self.today):
+            # Automatic license exchange: only a pack whose licenses outlive the current one helps.
+            usable = [s for s in usable if s.pack.expiry_date is None or s.pack.expiry_date > c.held_until]
+            if not usable:
+                return None, WaitingReason.NO_LATER_PACK
         with_free = [s for s in usable if s.free > 0]
         if not with_free:
             return None, WaitingReason.NO_FREE_LICENSE
         return min(with_free, key=lambda s: s.order_key), None
+
+    def is_renewal(self, c: Candidate, state: PackState) -> bool:
+        return c.held_pack_id == state.pack.pack_id
 
 
 def service_scope(service: str, states: list[PackState]):
@@ -174,19 +201,35 @@ def service_scope(service: str, states: list[PackState]):
     return dirs
 
 
-def needy_devices(service: str, scope, today, device_ids=None) -> list[Candidate]:
-    """Devices outside the recycle bin that hold no valid license for ``service``, earliest
-    registered first (they were waiting longest). One query."""
-    valid = DeviceLicense.objects.filter(
+def needy_devices(service: str, scope, today, device_ids=None, exchange_days=None) -> list[Candidate]:
+    """Devices outside the recycle bin that need a license for ``service``, earliest registered
+    first (they were waiting longest). One query.
+
+    A device needs one when its current license is missing or expired, when the pack of that license
+    was renewed (a later expiry than the license), or, with automatic license exchange on, when the
+    license expires within ``exchange_days``."""
+    until = today + timedelta(days=exchange_days) if exchange_days else None
+    current = DeviceLicense.objects.filter(
         device=OuterRef("pk"), service=service, status=LicenseStatus.CURRENT
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=today))
-    qs = Device.objects.filter(moved_to_bin=False).exclude(Exists(valid))
+    )
+    renewed = RegisteredPack.objects.filter(
+        pack_id=OuterRef("pack_id"), active=True, ils_usable=True, start_date__lte=today
+    ).filter(Q(expiry_date__isnull=True) | Q(expiry_date__gt=OuterRef("expires_at")))
+    lasting = Q(expires_at__gt=until) if until else Q(expires_at__gte=today)
+    fine = current.filter(Q(expires_at__isnull=True) | (lasting & ~Exists(renewed)))
+    qs = Device.objects.filter(moved_to_bin=False).exclude(Exists(fine))
     if scope is not None:
         qs = qs.filter(directory_id__in=scope)
     if device_ids is not None:
         qs = qs.filter(pk__in=list(device_ids))
-    rows = qs.order_by("registration_date", "pk").values_list(
-        "pk", "unit_id", "directory_id", "firmware__version_key"
+    held = current.order_by("-issued_at", "-pk")
+    rows = (
+        qs.annotate(
+            held_pack_id=Subquery(held.values("pack_id")[:1]),
+            held_until=Subquery(held.values("expires_at")[:1]),
+        )
+        .order_by("registration_date", "pk")
+        .values_list("pk", "unit_id", "directory_id", "firmware__version_key", "held_pack_id", "held_until")
     )
     return [Candidate(*row) for row in rows]
 
@@ -199,20 +242,21 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
         report.skipped = "automatic deployment is off"
         return report
     today = clock.today()
+    exchange_days = conf.exchange_days if conf.exchange_enabled else None
     by_service = load_pack_states(today)
     services = sorted({ProductType.WE.value, *by_service})
     client = None if dry_run else get_client(conf.ums_id_fingerprint)
     for service in services:
         states = by_service.get(service, [])
-        planner = Planner(service, states)
-        needy = needy_devices(service, service_scope(service, states), today, device_ids)
+        planner = Planner(service, states, today)
+        needy = needy_devices(service, service_scope(service, states), today, device_ids, exchange_days)
         size = settings.ALD_BATCH_SIZE
         for start in range(0, len(needy), size):
             batch = needy[start : start + size]
             if dry_run:
                 _plan_only(planner, batch, report)
             else:
-                _Batch(service, planner, client, report, today).run(batch)
+                _Batch(service, planner, client, report, today, exchange_days).run(batch)
     for states in by_service.values():
         for s in states:
             report.packs[s.pack.pack_id] = {"total": s.total, "used": s.used, "free": s.free}
@@ -234,7 +278,8 @@ def _plan_only(planner: Planner, batch, report: CycleReport):
             report.waiting[reason] += 1
             report.waiting_devices.add(c.device_id)
         else:
-            state.used += 1
+            if not planner.is_renewal(c, state):  # a renewal keeps the slot it has
+                state.used += 1
             report.licensed_devices.add(c.device_id)
             report.licensed_by_pack[state.pack.pack_id] += 1
 
@@ -242,7 +287,9 @@ def _plan_only(planner: Planner, batch, report: CycleReport):
 class _Batch:
     """Claim, ask, record: the life of one batch of devices for one service."""
 
-    def __init__(self, service, planner, client, report, today):
+    def __init__(self, service, planner, client, report, today, exchange_days=None):
+        self.exchange_days = exchange_days
+        self.refused = defaultdict(set)  # device_id -> pack IDs the licensing service refused
         self.service = service
         self.planner = planner
         self.client = client
@@ -274,7 +321,7 @@ class _Batch:
         rows = []
         for c in fresh:
             state, _ = self.planner.choose(c)
-            if state is not None:
+            if state is not None and not self.planner.is_renewal(c, state):
                 state.used += 1  # provisional, so the plan spreads over packs; corrected by the ILS answer
             rows.append(
                 LicenseRequest(
@@ -286,8 +333,8 @@ class _Batch:
                 )
             )
         LicenseRequest.objects.bulk_create(rows, ignore_conflicts=True)
-        for r in rows:  # undo the provisional counts; the ILS answer sets the real ones
-            if r.pack_id:
+        for c, r in zip(fresh, rows, strict=True):  # undo the provisional counts; the ILS answer sets them
+            if r.pack_id and not self.planner.is_renewal(c, self.by_pack[r.pack_id]):
                 self.by_pack[r.pack_id].used -= 1
         return dict(
             LicenseRequest.objects.filter(
@@ -300,7 +347,10 @@ class _Batch:
         if not owned:
             return
         # Re-check under the claim: another worker may have licensed some of them meanwhile.
-        still = {c.device_id for c in needy_devices(self.service, None, self.today, device_ids=owned.keys())}
+        still = {
+            c.device_id
+            for c in needy_devices(self.service, None, self.today, owned.keys(), self.exchange_days)
+        }
         gone = [d for d in owned if d not in still]
         if gone:
             LicenseRequest.objects.filter(claim_token=self.token, device_id__in=gone).delete()
@@ -338,6 +388,8 @@ class _Batch:
             except LicenseServiceError as exc:
                 log.warning("pack %s refused: %s", pack_id, exc.message)
                 state.usable = False
+                for d in devs:
+                    self.refused[d].add(pack_id)
                 replan += devs
                 continue
             state.used, state.total = result.pack.used, result.pack.total
@@ -348,24 +400,29 @@ class _Batch:
                 if g is not None:
                     self.granted[d] = (todo[d], g, state)
                 else:
+                    self.refused[d].add(pack_id)
                     replan.append(d)
         return replan
 
     def _replan(self, todo, devices) -> dict[int, str]:
         """Choose again for refused devices; write the new choice into the claim before asking."""
         asks = {}
+        provisional = Counter()
         for d in devices:
-            state, reason = self.planner.choose(todo[d])
+            state, reason = self.planner.choose(todo[d], exclude=self.refused[d])
             if state is None:
                 self.waiting[d] = (todo[d], reason)
             else:
-                state.used += 1
+                if not self.planner.is_renewal(todo[d], state):
+                    state.used += 1
+                    provisional[state.pack.pack_id] += 1
                 asks[d] = state.pack.pack_id
         per_pack = defaultdict(list)
         for d, pack_id in asks.items():
             per_pack[pack_id].append(d)
+        for pack_id, count in provisional.items():
+            self.by_pack[pack_id].used -= count
         for pack_id, devs in per_pack.items():
-            self.by_pack[pack_id].used -= len(devs)
             LicenseRequest.objects.filter(claim_token=self.token, device_id__in=devs).update(pack_id=pack_id)
         return asks
 
@@ -387,28 +444,16 @@ class _Batch:
                             service=self.service,
                             pack_id=g.pack_id,
                             product_type=state.pack.product_type,
-                            issued_at=g.bound_at,
+                            issued_at=now,
                             expires_at=g.expiry_date,
                             is_demo=state.pack.product_type == ProductType.DEMO,
-                            source=LicenseSource.ALD,
+                            source=self._source(c, state),
                         )
                         for d, (c, g, state) in self.granted.items()
                     ]
                 )
                 LicenseWait.objects.filter(device_id__in=licensed_ids, service=self.service).delete()
-            events = [
-                DeploymentEvent(
-                    at=now,
-                    action=DeploymentEvent.Action.DEPLOY,
-                    device_id=d,
-                    unit_id=c.unit_id,
-                    pack_id=g.pack_id,
-                    service=self.service,
-                    message=f"{self.service} license from {g.pack_id} deployed"
-                    + (" (already bound at the licensing service)" if g.already_held else ""),
-                )
-                for d, (c, g, state) in self.granted.items()
-            ]
+            events = [self._deploy_event(now, d, c, g, state) for d, (c, g, state) in self.granted.items()]
             if waiting_ids:
                 events += self._record_waits(waiting_ids, now)
             DeploymentEvent.objects.bulk_create(events)
@@ -429,6 +474,40 @@ class _Batch:
         for d in waiting_ids:
             self.report.waiting[self.waiting[d][1]] += 1
             self.report.waiting_devices.add(d)
+
+    def _source(self, c: Candidate, state: PackState) -> str:
+        if self.planner.is_renewal(c, state):
+            return LicenseSource.RENEWAL
+        if c.holds_valid_license(self.today):
+            return LicenseSource.EXCHANGE
+        return LicenseSource.ALD
+
+    def _deploy_event(self, now, d, c: Candidate, g, state: PackState) -> DeploymentEvent:
+        source = self._source(c, state)
+        expiry = g.expiry_date or "never"
+        if source == LicenseSource.RENEWAL:
+            action = DeploymentEvent.Action.RENEW
+            message = f"{self.service} license of {g.pack_id} renewed: expires {expiry} (was {c.held_until})"
+        elif source == LicenseSource.EXCHANGE:
+            action = DeploymentEvent.Action.EXCHANGE
+            message = (
+                f"{self.service} license exchanged: {c.held_pack_id} (expires {c.held_until}) -> "
+                f"{g.pack_id} (expires {expiry})"
+            )
+        else:
+            action = DeploymentEvent.Action.DEPLOY
+            message = f"{self.service} license from {g.pack_id} deployed (expires {expiry})"
+            if g.already_held:
+                message += "; the slot was already bound at the licensing service"
+        return DeploymentEvent(
+            at=now,
+            action=action,
+            device_id=d,
+            unit_id=c.unit_id,
+            pack_id=g.pack_id,
+            service=self.service,
+            message=message,
+        )
 
     def _record_waits(self, waiting_ids, now) -> list[DeploymentEvent]:
         existing = {
