@@ -149,6 +149,12 @@ STORAGES = {
     },
 }
 
+if DEBUG:
+    # In development WhiteNoise serves from the finders; the collected folder exists only in production.
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+
 DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -16,6 +16,7 @@ from .models import (
 @admin.register(Directory)
 class DirectoryAdmin(admin.ModelAdmin):
     list_display = ("name", "id", "parent", "moved_to_bin")
+    list_select_related = ("parent",)
     list_filter = ("moved_to_bin",)
     search_fields = ("name",)
 

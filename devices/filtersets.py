@@ -1,4 +1,5 @@
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from .models import Device, Directory, Firmware
@@ -11,6 +12,14 @@ class LicenseState:
     CHOICES = [(LICENSED, "Licensed"), (WAITING, "Waiting for a license"), (UNLICENSED, "Unlicensed")]
 
 
+class AnyYesNo(forms.NullBooleanSelect):
+    """A yes/no filter whose empty choice reads "Any", not "Unknown"."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
+
+
 class DeviceFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search (name, unit ID, MAC, IP)")
     license_state = django_filters.ChoiceFilter(choices=LicenseState.CHOICES, label="License state")
@@ -18,7 +27,7 @@ class DeviceFilterSet(django_filters.FilterSet):
         queryset=Directory.objects.order_by("name", "id"), label="Directory"
     )
     firmware = django_filters.ModelChoiceFilter(queryset=Firmware.objects.all(), label="Firmware")
-    moved_to_bin = django_filters.BooleanFilter(label="In recycle bin")
+    moved_to_bin = django_filters.BooleanFilter(label="In recycle bin", widget=AnyYesNo)
 
     class Meta:
         model = Device

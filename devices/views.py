@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
@@ -18,7 +18,8 @@ class DeviceListView(LoginRequiredMixin, SingleTableMixin, FilterView):
     filterset_class = DeviceFilterSet
     table_class = DeviceTable
     template_name = "devices/device_list.html"
-    paginate_by = 50
+    # The table paginates; paginate_by on the view would paginate (and count) a second time.
+    table_pagination = {"per_page": 50}
 
     def get_queryset(self):
         return devices_with_license_state().order_by("name", "pk")
@@ -32,11 +33,16 @@ def deployment(request):
             raise PermissionDenied("Changing deployment settings needs the UMS administrator role.")
         form = DeploymentSettingsForm(request.POST, instance=DeploymentSettings.load())
         if form.is_valid():
-            made = update_deployment_settings(
-                request.user.get_username(), **{name: form.cleaned_data[name] for name in form.Meta.fields}
-            )
-            messages.success(request, "; ".join(made) if made else "No change.")
-            return redirect("devices:deployment")
+            try:
+                made = update_deployment_settings(
+                    request.user.get_username(),
+                    **{name: form.cleaned_data[name] for name in form.Meta.fields},
+                )
+            except ValidationError as exc:  # the service has the last word on the rules
+                form.add_error(None, exc)
+            else:
+                messages.success(request, "; ".join(made) if made else "No change.")
+                return redirect("devices:deployment")
     else:
         form = DeploymentSettingsForm(instance=conf)
     packs = RegisteredPackTable(RegisteredPack.objects.prefetch_related("condition_directories"))

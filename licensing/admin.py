@@ -12,6 +12,7 @@ class CompanyAdmin(admin.ModelAdmin):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = ("number", "company", "order_date", "eula_accepted_by", "eula_accepted_at")
+    list_select_related = ("company",)
     list_filter = ("company", ("eula_accepted_at", admin.EmptyFieldListFilter))
     search_fields = ("number",)
 
@@ -19,6 +20,7 @@ class OrderAdmin(admin.ModelAdmin):
 @admin.register(SubscriptionKey)
 class SubscriptionKeyAdmin(admin.ModelAdmin):
     list_display = ("key", "company")
+    list_select_related = ("company",)
     list_filter = ("company",)
     search_fields = ("key",)
 
@@ -26,6 +28,7 @@ class SubscriptionKeyAdmin(admin.ModelAdmin):
 @admin.register(UmsId)
 class UmsIdAdmin(admin.ModelAdmin):
     list_display = ("name", "fingerprint", "company", "auto_assign", "registered_at")
+    list_select_related = ("company",)
     list_filter = ("company", "auto_assign")
     search_fields = ("name", "fingerprint")
 
@@ -45,6 +48,7 @@ class ProductPackAdmin(admin.ModelAdmin):
     )
     list_filter = ("product_type", "status", "company", "assigned_ums")
     search_fields = ("pack_id", "product_name", "subscription_key__key", "comment")
+    list_select_related = ("assigned_ums",)
     # The used counter moves only through the allocation service.
     readonly_fields = ("used", "service")
 

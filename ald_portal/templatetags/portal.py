@@ -7,8 +7,10 @@ register = template.Library()
 def utilization(used, total):
     """A consumption bar: amber from 75 %, red from 90 % (DESIGN.md section 6)."""
     used, total = int(used or 0), int(total or 0)
-    percent = round(100 * used / total) if total else 0
-    level = "red" if percent >= 90 else "amber" if percent >= 75 else "ok"
+    ratio = used / total if total else 0
+    percent = round(100 * ratio)
+    # the colour follows the exact share, so 74.75 % stays green although it shows as 75 %
+    level = "red" if ratio >= 0.90 else "amber" if ratio >= 0.75 else "ok"
     return {
         "used": used,
         "total": total,
