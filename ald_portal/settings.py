@@ -136,7 +136,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic fills this for production; in development WhiteNoise serves from the app folders.
+STATIC_ROOT = None if DEBUG else BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -148,12 +149,6 @@ STORAGES = {
         )
     },
 }
-
-if DEBUG:
-    # In development WhiteNoise serves from the finders; the collected folder exists only in production.
-    import warnings
-
-    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 

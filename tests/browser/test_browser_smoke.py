@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from devices.engine import run_cycle
 from devices.models import DeploymentEvent, DeploymentSettings, LicenseWait
@@ -52,6 +53,9 @@ def browser():
             yield browser
         finally:
             browser.close()
+            # ORM calls made while Playwright's loop ran opened connections in that context; close
+            # them here, or PostgreSQL refuses to drop the test database at the end of the run.
+            connections.close_all()
 
 
 @pytest.fixture
