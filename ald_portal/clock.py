@@ -1,4 +1,4 @@
-"""The one clock (DESIGN.md invariant 6): expiry, renewal and exchange read time only from here,
+"""The one clock (docs/DESIGN.md invariant 6): expiry, renewal and exchange read time only from here,
 so tests move the clock instead of sleeping."""
 
 import datetime

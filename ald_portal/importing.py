@@ -1,5 +1,5 @@
 """Shared shape of an import: every bad record is collected with its index, field and value, and a
-file with any bad record is rejected whole (DESIGN.md invariant 7)."""
+file with any bad record is rejected whole (docs/DESIGN.md invariant 7)."""
 
 import re
 from dataclasses import dataclass, field

@@ -1,4 +1,4 @@
-"""Settings come from the environment, with safe development defaults (DESIGN.md section 7)."""
+"""Settings come from the environment, with safe development defaults (docs/DESIGN.md section 7)."""
 
 import os
 from pathlib import Path
@@ -96,10 +96,11 @@ if not os.environ.get("DATABASE_URL"):
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- queue (DESIGN.md section 5) ----------------------------------------------------------------
+# --- queue (docs/DESIGN.md section 5) ----------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
-    "name": "ald-portal",
+    # The queue's name: its key on the Redis broker, so installations sharing a Redis keep apart.
+    "name": os.environ.get("Q_CLUSTER_NAME", "ald-portal"),
     "workers": int(os.environ.get("Q_WORKERS", "2")),
     "timeout": 120,
     "retry": 300,

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from .forms import DeviceAdminForm
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
@@ -30,6 +31,7 @@ class FirmwareAdmin(admin.ModelAdmin):
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
+    form = DeviceAdminForm
     list_display = ("name", "unit_id", "mac", "directory", "firmware", "last_ip", "site", "moved_to_bin")
     list_filter = ("moved_to_bin", "firmware", "directory", "site")
     search_fields = ("name", "unit_id", "mac", "last_ip", "serial_number")

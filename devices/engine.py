@@ -1,4 +1,4 @@
-"""The ALD engine (DESIGN.md section 4, DOMAIN.md section 2).
+"""The ALD engine (docs/DESIGN.md section 4, docs/DOMAIN.md section 2).
 
 One cycle: find the devices that need a license per service, choose a pack for each (registered,
 active, not expired, right type, free licenses, distribution condition matches, OS new enough; most
@@ -22,13 +22,13 @@ from ald_portal import clock
 from licensing.contract import LicenseServiceError
 from licensing.models import ProductType
 
+from .directories import parent_map, subtree
 from .ils import IlsUnavailable, get_client
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
     Device,
     DeviceLicense,
-    Directory,
     DistributionMethod,
     LicenseRequest,
     LicenseSource,
@@ -42,7 +42,7 @@ from .models import (
 log = logging.getLogger(__name__)
 
 # The lowest IGEL OS a license of each service runs on. Workspace Edition (and its evaluation) is
-# the IGEL OS 11/12 license; add-ons need 11.01.110 (DOMAIN.md 2.1).
+# the IGEL OS 11/12 license; add-ons need 11.01.110 (docs/DOMAIN.md 2.1).
 WE_MINIMUM_OS = version_key("11.0.0")
 ADDON_MINIMUM_OS = version_key("11.01.110")
 
@@ -113,20 +113,6 @@ class Candidate:
         return self.held_pack_id is not None and (self.held_until is None or self.held_until >= today)
 
 
-def directory_descendants(directory_ids, parent_of: dict) -> frozenset:
-    """The directories and everything below them: a condition on a directory covers its subtree."""
-    chosen = set(directory_ids)
-    result = set()
-    for d in parent_of:
-        node = d
-        while node is not None:
-            if node in chosen:
-                result.add(d)
-                break
-            node = parent_of.get(node)
-    return frozenset(result)
-
-
 def load_pack_states(today) -> dict[str, list[PackState]]:
     """Registered packs that take part in ALD, by service (deactivated and Disabled ones do not)."""
     packs = list(
@@ -134,13 +120,13 @@ def load_pack_states(today) -> dict[str, list[PackState]]:
         .exclude(distribution_method=DistributionMethod.DISABLED)
         .prefetch_related("condition_directories")
     )
-    parent_of = dict(Directory.objects.values_list("id", "parent_id")) if packs else {}
+    parent_of = parent_map() if packs else {}
     by_service = defaultdict(list)
     for p in packs:
         if p.distribution_method == DistributionMethod.ENABLED:
             dirs = None
         else:
-            dirs = directory_descendants([d.pk for d in p.condition_directories.all()], parent_of)
+            dirs = subtree([d.pk for d in p.condition_directories.all()], parent_of)
         by_service[p.service].append(PackState(p, dirs, p.usable_on(today), p.used, p.total))
     return by_service
 
@@ -201,9 +187,8 @@ def service_scope(service: str, states: list[PackState]):
     return dirs
 
 
-def needy_devices(service: str, scope, today, device_ids=None, exchange_days=None) -> list[Candidate]:
-    """Devices outside the recycle bin that need a license for ``service``, earliest registered
-    first (they were waiting longest). One query.
+def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=None):
+    """Devices outside the recycle bin that need a license for ``service``.
 
     A device needs one when its current license is missing or expired, when the pack of that license
     was renewed (a later expiry than the license), or, with automatic license exchange on, when the
@@ -222,6 +207,16 @@ def needy_devices(service: str, scope, today, device_ids=None, exchange_days=Non
         qs = qs.filter(directory_id__in=scope)
     if device_ids is not None:
         qs = qs.filter(pk__in=list(device_ids))
+    return qs
+
+
+def needy_devices(service: str, scope, today, device_ids=None, exchange_days=None) -> list[Candidate]:
+    """The needy devices as planning candidates, earliest registered first (they were waiting
+    longest), each with the license it holds for the service. One query."""
+    qs = needy_queryset(service, scope, today, device_ids, exchange_days)
+    current = DeviceLicense.objects.filter(
+        device=OuterRef("pk"), service=service, status=LicenseStatus.CURRENT
+    )
     held = current.order_by("-issued_at", "-pk")
     rows = (
         qs.annotate(
@@ -257,6 +252,14 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
                 _plan_only(planner, batch, report)
             else:
                 _Batch(service, planner, client, report, today, exchange_days).run(batch)
+        if not dry_run:
+            _clear_stale_waits(
+                service,
+                needy_queryset(service, service_scope(service, states), today, device_ids, exchange_days),
+                device_ids,
+            )
+    if not dry_run:
+        _clear_stale_waits(None, services, device_ids)
     for states in by_service.values():
         for s in states:
             report.packs[s.pack.pack_id] = {"total": s.total, "used": s.used, "free": s.free}
@@ -269,6 +272,36 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
         summary["waiting_reasons"],
     )
     return report
+
+
+def _clear_stale_waits(service, still_needy, device_ids):
+    """A device that no longer needs the license it waited for (licensed another way, moved to the
+    recycle bin, out of a pack's conditions, exchange switched off) stops waiting, with an executed
+    action saying so. ``service`` None: waits for services no pack offers any more."""
+    stale = LicenseWait.objects.select_related("device")
+    if service is None:
+        stale = stale.exclude(service__in=list(still_needy))
+    else:
+        stale = stale.filter(service=service).exclude(device__in=still_needy.values("pk"))
+    if device_ids is not None:
+        stale = stale.filter(device_id__in=list(device_ids))
+    stale = list(stale)
+    if not stale:
+        return
+    now = clock.now()
+    with transaction.atomic():
+        LicenseWait.objects.filter(pk__in=[w.pk for w in stale]).delete()
+        DeploymentEvent.objects.bulk_create(
+            DeploymentEvent(
+                at=now,
+                action=DeploymentEvent.Action.WAIT_ENDED,
+                device_id=w.device_id,
+                unit_id=w.device.unit_id,
+                service=w.service,
+                message=f"No longer waiting for a {w.service} license: not needed any more",
+            )
+            for w in stale
+        )
 
 
 def _plan_only(planner: Planner, batch, report: CycleReport):

@@ -2,7 +2,8 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
-from .models import Device, Directory, Firmware
+from .directories import paths, subtree
+from .models import Device, Firmware
 
 
 class LicenseState:
@@ -23,8 +24,10 @@ class AnyYesNo(forms.NullBooleanSelect):
 class DeviceFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search (name, unit ID, MAC, IP)")
     license_state = django_filters.ChoiceFilter(choices=LicenseState.CHOICES, label="License state")
-    directory = django_filters.ModelChoiceFilter(
-        queryset=Directory.objects.order_by("name", "id"), label="Directory"
+    directory = django_filters.TypedChoiceFilter(
+        choices=[],  # filled per request in __init__, with one query
+        method="in_directory",
+        label="Directory (with subdirectories)",
     )
     firmware = django_filters.ModelChoiceFilter(queryset=Firmware.objects.all(), label="Firmware")
     moved_to_bin = django_filters.BooleanFilter(label="In recycle bin", widget=AnyYesNo)
@@ -32,6 +35,16 @@ class DeviceFilterSet(django_filters.FilterSet):
     class Meta:
         model = Device
         fields = ["q", "license_state", "directory", "firmware", "moved_to_bin"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("root", "(root directory)")] + [(str(pk), path) for pk, path in paths()]
+        self.filters["directory"].extra["choices"] = choices
+
+    def in_directory(self, queryset, name, value):
+        if value == "root":
+            return queryset.filter(directory__isnull=True)
+        return queryset.filter(directory_id__in=subtree([int(value)]))
 
     def search(self, queryset, name, value):
         value = value.strip()

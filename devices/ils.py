@@ -1,4 +1,4 @@
-"""How the UMS side talks to the licensing service (ILS): one small interface (DESIGN.md section 2).
+"""How the UMS side talks to the licensing service (ILS): one small interface (docs/DESIGN.md section 2).
 
 The in-process client, the embedded default, calls ``licensing.services`` on the same database. The
 UMS side never writes licensing tables itself; it only holds the plain values the ILS answers."""

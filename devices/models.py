@@ -1,8 +1,9 @@
 """The UMS side: directories, firmwares, devices, deployment settings, registered packs and the
-licenses deployed to devices. Nothing here writes a ``licensing`` table (DESIGN.md section 2)."""
+licenses deployed to devices. Nothing here writes a ``licensing`` table (docs/DESIGN.md section 2)."""
 
 import re
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -10,6 +11,13 @@ from ald_portal import clock
 from licensing.models import ProductType, validate_unit_id
 
 MAC_RE = re.compile(r"^[0-9A-F]{12}$")
+
+
+def validate_mac(value):
+    if not MAC_RE.match(value or ""):
+        raise ValidationError(
+            "MAC %(value)r is not 12 upper-case hexadecimal digits.", params={"value": value}
+        )
 
 
 def version_key(version: str) -> str:
@@ -66,7 +74,7 @@ class Device(models.Model):
     """A thin client with the fields the IMI v3 API shows (``facets=details``)."""
 
     unit_id = models.CharField("Unit ID", max_length=18, unique=True, validators=[validate_unit_id])
-    mac = models.CharField("MAC", max_length=12, db_index=True)
+    mac = models.CharField("MAC", max_length=12, db_index=True, validators=[validate_mac])
     name = models.CharField(max_length=200)
     directory = models.ForeignKey(
         Directory, on_delete=models.PROTECT, null=True, blank=True, related_name="devices"
@@ -229,7 +237,7 @@ class WaitingReason(models.TextChoices):
 
 
 class LicenseWait(models.Model):
-    """A device that needs a license for a service and could not get one yet (DESIGN.md invariant 3).
+    """A device that needs a license for a service and could not get one yet (docs/DESIGN.md invariant 3).
     The next sweep retries it; the row goes when the device is licensed."""
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="waits")
@@ -275,6 +283,7 @@ class DeploymentEvent(models.Model):
         RENEW = "renew", "License renewed"
         EXCHANGE = "exchange", "License exchanged"
         WAIT = "wait", "Waiting for a license"
+        WAIT_ENDED = "wait_ended", "No longer waiting"
         SETTINGS = "settings", "Settings changed"
         REGISTER_PACK = "register_pack", "Pack registered"
         REFRESH_PACK = "refresh_pack", "Pack refreshed"

@@ -13,7 +13,12 @@ def devices_with_license_state(on=None):
     valid = DeviceLicense.objects.filter(device=OuterRef("pk"), status=LicenseStatus.CURRENT).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gte=on)
     )
-    waiting = LicenseWait.objects.filter(device=OuterRef("pk"))
+    # A device waits when it lacks a valid license for a service it waits for; one that still holds
+    # one while an exchange is pending counts as licensed (the reason is shown beside it).
+    holds_waited_service = DeviceLicense.objects.filter(
+        device=OuterRef("device"), service=OuterRef("service"), status=LicenseStatus.CURRENT
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=on))
+    waiting = LicenseWait.objects.filter(device=OuterRef("pk")).exclude(Exists(holds_waited_service))
     return (
         Device.objects.select_related("directory", "firmware")
         .annotate(

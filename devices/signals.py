@@ -6,7 +6,7 @@ from .models import Device
 
 @receiver(post_save, sender=Device, dispatch_uid="ald_on_device_registration")
 def license_new_device(sender, instance, created, raw=False, **kwargs):
-    """A device registered without a license is handled within seconds (DESIGN.md section 4)."""
+    """A device registered without a license is handled within seconds (docs/DESIGN.md section 4)."""
     if created and not raw:
         from .tasks import enqueue_license_devices
 

@@ -34,8 +34,14 @@ class DeviceTable(tables.Table):
     def render_license_state(self, value, record):
         badge = format_html('<span class="badge badge-{}">{}</span>', value, value.capitalize())
         if record.current_waits:
+            held = {lic.service for lic in record.current_licenses}
             reasons = format_html_join(
-                ", ", "{}: {}", ((w.service, w.get_reason_display()) for w in record.current_waits)
+                ", ",
+                "{}: {}{}",
+                (
+                    (w.service, "exchange pending, " if w.service in held else "", w.get_reason_display())
+                    for w in record.current_waits
+                ),
             )
             return format_html('{} <small class="muted">{}</small>', badge, reasons)
         if record.moved_to_bin:

@@ -1,5 +1,5 @@
 """The License Portal side (ILP) and the licensing service (ILS): who bought what, and which unit ID
-holds which license slot. ``licensing`` never imports ``devices`` (DESIGN.md section 2)."""
+holds which license slot. ``licensing`` never imports ``devices`` (docs/DESIGN.md section 2)."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""Every write on the licensing side that has rules. The allocation keeps DESIGN.md invariants 1 and 2:
+"""Every write on the licensing side that has rules. The allocation keeps docs/DESIGN.md invariants 1 and 2:
 the pack counter moves only by a conditional UPDATE (``used + k <= total``) and a partial unique index
 keeps one active slot per unit ID and pack."""
 

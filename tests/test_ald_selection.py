@@ -1,4 +1,4 @@
-"""Pack selection and eligibility of the ALD engine (DESIGN.md section 4, DOMAIN.md 2.4)."""
+"""Pack selection and eligibility of the ALD engine (docs/DESIGN.md section 4, docs/DOMAIN.md 2.4)."""
 
 import datetime
 from collections import Counter
@@ -298,3 +298,49 @@ def test_expired_license_is_replaced_and_kept_as_history():
     run_cycle()
     statuses = dict(DeviceLicense.objects.filter(device=dev).values_list("pack_id", "status"))
     assert statuses == {"WE-SHORT": "SUPERSEDED", "WE-LONGR": "CURRENT"}
+
+
+def test_a_device_that_no_longer_needs_a_license_stops_waiting_with_an_executed_action():
+    f.ald_on()
+    f.pack("WE-AAAAA", total=1)
+    f.register_all()
+    first, binned = f.devices(2)
+    run_cycle()
+    assert list(LicenseWait.objects.values_list("device_id", flat=True)) == [binned.pk]
+    binned.moved_to_bin = True
+    binned.save()
+    run_cycle()
+    assert not LicenseWait.objects.exists()
+    event = DeploymentEvent.objects.get(action="wait_ended")
+    assert (event.device_id, event.service) == (binned.pk, "WE")
+    run_cycle()
+    assert DeploymentEvent.objects.filter(action="wait_ended").count() == 1
+
+
+def test_waits_for_a_service_no_pack_offers_any_more_end():
+    f.ald_on()
+    bremen = f.directory("Bremen")
+    f.pack("WE-AAAAA", total=5)
+    f.pack("EMP-AAAAA", product_type="EMP", total=1)
+    f.register_all(conditions={"EMP-AAAAA": [bremen]})
+    f.device(directory=bremen)
+    f.device(directory=bremen)
+    run_cycle()
+    assert waits() == {("EMP", WaitingReason.NO_FREE_LICENSE): 1}
+    RegisteredPack.objects.filter(pack_id="EMP-AAAAA").delete()  # unregistered from the UMS
+    run_cycle()
+    assert waits() == {}
+
+
+def test_switching_exchange_off_ends_the_exchange_waits():
+    f.ald_on(exchange_enabled=True, exchange_days=30)
+    f.pack("WE-AAAAA", total=5, expiry=datetime.date(2026, 12, 20))
+    f.register_all()
+    dev = f.device()
+    run_cycle()  # licensed
+    run_cycle()  # inside the 30-day window, with no later pack to exchange to
+    assert LicenseWait.objects.get(device=dev).reason == WaitingReason.NO_LATER_PACK
+    f.ald_on(exchange_enabled=False)
+    run_cycle()
+    assert not LicenseWait.objects.exists()
+    assert DeviceLicense.objects.get(device=dev).pack_id == "WE-AAAAA"

@@ -1,4 +1,4 @@
-"""The licensing service's allocation: invariants 1 and 2 of DESIGN.md on any database."""
+"""The licensing service's allocation: invariants 1 and 2 of docs/DESIGN.md on any database."""
 
 import datetime
 

@@ -143,7 +143,7 @@ def ums_admin(django_user_model):
 def fleet(db):
     """Two WE packs (10 + 10), an EMP pack of 3 for Bremen, a perpetual UDC3 pack nobody gets, an
     archived WE pack; 12 devices in Berlin, 5 in Bremen, one with IGEL OS 10 and one in the recycle
-    bin; ALD on and one cycle run. Expected, worked out by hand from DOMAIN.md's rules:
+    bin; ALD on and one cycle run. Expected, worked out by hand from docs/DOMAIN.md's rules:
     WE 17 of 20 used (OS 10 device waits), EMP 3 of 3 (two Bremen devices wait), the bin device
     gets nothing."""
     factories.company("Acme GmbH", "GA-000001")
@@ -651,3 +651,24 @@ def test_queries_per_page_do_not_grow_with_rows(reader_client, url):
     assert large <= 10  # session, user, (permissions,) the counts, the rows and their prefetches
     expected = {DASHBOARD: (10, 50), DEVICES: (10, 50), DEPLOYMENT: ((10, 20), (500, 25))}[url]
     assert (shown_small, shown_large) == expected
+
+
+@pytest.mark.django_db
+def test_a_device_with_a_pending_exchange_is_shown_licensed_with_the_reason(client, django_user_model):
+    from devices.engine import run_cycle
+    from devices.models import LicenseWait
+    from tests import factories as fac
+
+    fac.ald_on(exchange_enabled=True, exchange_days=30)
+    fac.pack("WE-AAAAA", total=5, expiry=datetime.date(2026, 12, 20))
+    fac.register_all()
+    dev = fac.device(name="EXCH-0001")
+    run_cycle()
+    run_cycle()
+    assert LicenseWait.objects.get(device=dev).reason == "no_later_pack"
+    django_user_model.objects.create_user("reader", password="pw-reader-1")
+    client.login(username="reader", password="pw-reader-1")
+    html = client.get("/ums/devices/?license_state=licensed").content.decode()
+    assert "EXCH-0001" in html
+    assert "WE: exchange pending, No eligible pack with a later expiry to exchange to" in html
+    assert "EXCH-0001" not in client.get("/ums/devices/?license_state=waiting").content.decode()

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -61,11 +62,17 @@ def worker_env(request, tmp_path):
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'portal.sqlite3'}"
     env["ALD_VAR_DIR"] = str(tmp_path)
     if request.param == "redis":
-        env["REDIS_URL"] = redis_url()
         import redis
 
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    return env, tmp_path / "portal.sqlite3"
+        env["REDIS_URL"] = redis_url()
+        # a queue name of its own: the test touches no other key on a Redis it may share
+        env["Q_CLUSTER_NAME"] = f"ald-portal-test-{uuid.uuid4().hex[:12]}"
+        yield env, tmp_path / "portal.sqlite3"
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        for key in client.scan_iter(f"*{env['Q_CLUSTER_NAME']}*"):
+            client.delete(key)
+        return
+    yield env, tmp_path / "portal.sqlite3"
 
 
 def manage(env, *args, timeout=120):

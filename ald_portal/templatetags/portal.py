@@ -5,7 +5,7 @@ register = template.Library()
 
 @register.inclusion_tag("includes/utilization_bar.html")
 def utilization(used, total):
-    """A consumption bar: amber from 75 %, red from 90 % (DESIGN.md section 6)."""
+    """A consumption bar: amber from 75 %, red from 90 % (docs/DESIGN.md section 6)."""
     used, total = int(used or 0), int(total or 0)
     ratio = used / total if total else 0
     percent = round(100 * ratio)

@@ -7,6 +7,10 @@ import time
 from django.core.management.base import BaseCommand
 
 
+class Stop(Exception):
+    pass
+
+
 class Command(BaseCommand):
     help = "Start the web server and the queue worker together; Ctrl-C stops both."
 
@@ -15,26 +19,43 @@ class Command(BaseCommand):
 
     def handle(self, addr, **options):
         manage = [sys.executable, "manage.py"]
-        procs = [
-            subprocess.Popen(manage + ["runserver", addr, "--noreload"]),
-            subprocess.Popen(manage + ["qcluster"]),
-        ]
+        procs = {
+            "web server": subprocess.Popen(manage + ["runserver", addr, "--noreload"]),
+            "queue worker": subprocess.Popen(manage + ["qcluster"]),
+        }
+
+        def stop_signal(signum, frame):
+            raise Stop(signum)
+
+        signal.signal(signal.SIGTERM, stop_signal)
+        signal.signal(signal.SIGHUP, stop_signal)
         self.stdout.write(f"ALD Portal on http://{addr}/ with the queue worker. Ctrl-C stops both.")
+        forward = False
         try:
-            while all(p.poll() is None for p in procs):
-                time.sleep(0.5)
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(0.3)
         except KeyboardInterrupt:
+            # Ctrl-C in a terminal reaches the whole process group: the children have their SIGINT
+            # already, and a second one makes the queue worker hang while it stops.
             pass
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_C_EVENT)
-            deadline = time.time() + 15
-            for p in procs:
+        except Stop:
+            forward = True  # a signal for this process alone: pass the stop on, once
+        for p in procs.values():
+            if p.poll() is None and (forward or os.getpgid(p.pid) != os.getpgrp()):
+                p.terminate()  # both stop cleanly on SIGTERM, even where SIGINT is ignored
+        self._wait(procs, 20)
+
+    def _wait(self, procs, seconds):
+        deadline = time.time() + seconds
+        for name, p in procs.items():
+            while p.poll() is None:
                 try:
                     p.wait(timeout=max(deadline - time.time(), 0.1))
                 except subprocess.TimeoutExpired:
+                    self.stderr.write(f"The {name} did not stop in time; ending it.")
                     p.kill()
-        failed = [p for p in procs if p.returncode not in (0, -signal.SIGINT, None)]
-        if failed and not any(p.returncode == -signal.SIGINT for p in procs):
-            raise SystemExit(1)
+                except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+                    for q in procs.values():
+                        if q.poll() is None:
+                            q.kill()
+        self.stdout.write("Stopped the web server and the queue worker.")

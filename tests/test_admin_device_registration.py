@@ -1,0 +1,47 @@
+"""Registering a device in the Django admin: MAC and unit ID in any common form, garbage refused by
+field, and the new device handed to ALD once the transaction commits."""
+
+import pytest
+
+from devices.models import Device
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    django_user_model.objects.create_superuser("admin", "a@example.com", "pw-admin-1")
+    client.login(username="admin", password="pw-admin-1")
+    return client
+
+
+def post_device(client, **values):
+    fw = f.firmware()
+    data = {"name": "NEW-0001", "firmware": fw.pk, "registration_date_0": "2026-12-03",
+            "registration_date_1": "12:00:00", "details": "{}", **values}
+    return client.post("/admin/devices/device/add/", data)
+
+
+@pytest.mark.parametrize("unit, mac", [
+    ("00:e0:c5:aa:bb:02", "00-e0-c5-aa-bb-02"),
+    ("00e0c5aabb02", "00E0.C5AA.BB02"),
+])
+def test_common_forms_are_normalized(admin_client, unit, mac, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post_device(admin_client, unit_id=unit, mac=mac)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    device = Device.objects.get()
+    assert (device.unit_id, device.mac) == ("00E0C5AABB02", "00E0C5AABB02")
+    assert len(callbacks) == 1  # ALD for the new device, queued on commit
+
+
+@pytest.mark.parametrize("field, value", [("mac", "hello world!"), ("unit_id", "00E0C5AABB0Z"), ("mac", "00E0C5")])
+def test_garbage_is_refused_by_field_and_nothing_is_saved(admin_client, field, value):
+    values = {"unit_id": "00E0C5AABB02", "mac": "00E0C5AABB02", field: value}
+    response = post_device(admin_client, **values)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert repr(value) in errors[field][0] or value in errors[field][0]
+    assert not Device.objects.exists()
