@@ -18,15 +18,24 @@ def admin_client(client, django_user_model):
 
 def post_device(client, **values):
     fw = f.firmware()
-    data = {"name": "NEW-0001", "firmware": fw.pk, "registration_date_0": "2026-12-03",
-            "registration_date_1": "12:00:00", "details": "{}", **values}
+    data = {
+        "name": "NEW-0001",
+        "firmware": fw.pk,
+        "registration_date_0": "2026-12-03",
+        "registration_date_1": "12:00:00",
+        "details": "{}",
+        **values,
+    }
     return client.post("/admin/devices/device/add/", data)
 
 
-@pytest.mark.parametrize("unit, mac", [
-    ("00:e0:c5:aa:bb:02", "00-e0-c5-aa-bb-02"),
-    ("00e0c5aabb02", "00E0.C5AA.BB02"),
-])
+@pytest.mark.parametrize(
+    "unit, mac",
+    [
+        ("00:e0:c5:aa:bb:02", "00-e0-c5-aa-bb-02"),
+        ("00e0c5aabb02", "00E0.C5AA.BB02"),
+    ],
+)
 def test_common_forms_are_normalized(admin_client, unit, mac, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
         response = post_device(admin_client, unit_id=unit, mac=mac)
@@ -36,7 +45,9 @@ def test_common_forms_are_normalized(admin_client, unit, mac, django_capture_on_
     assert len(callbacks) == 1  # ALD for the new device, queued on commit
 
 
-@pytest.mark.parametrize("field, value", [("mac", "hello world!"), ("unit_id", "00E0C5AABB0Z"), ("mac", "00E0C5")])
+@pytest.mark.parametrize(
+    "field, value", [("mac", "hello world!"), ("unit_id", "00E0C5AABB0Z"), ("mac", "00E0C5")]
+)
 def test_garbage_is_refused_by_field_and_nothing_is_saved(admin_client, field, value):
     values = {"unit_id": "00E0C5AABB02", "mac": "00E0C5AABB02", field: value}
     response = post_device(admin_client, **values)
