@@ -202,7 +202,7 @@ def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=No
     ).filter(Q(expiry_date__isnull=True) | Q(expiry_date__gt=OuterRef("expires_at")))
     lasting = Q(expires_at__gt=until) if until else Q(expires_at__gte=today)
     fine = current.filter(Q(expires_at__isnull=True) | (lasting & ~Exists(renewed)))
-    qs = Device.objects.filter(moved_to_bin=False).exclude(Exists(fine))
+    qs = Device.objects.filter(moved_to_bin=False, ald_excluded=False).exclude(Exists(fine))
     if scope is not None:
         qs = qs.filter(directory_id__in=scope)
     if device_ids is not None:

@@ -96,6 +96,10 @@ class Device(models.Model):
     last_contact = models.DateTimeField(null=True, blank=True)
     registration_date = models.DateTimeField(default=clock.now, db_index=True)
     moved_to_bin = models.BooleanField("In recycle bin", default=False)
+    # A license removed by hand is not deployed again behind the administrator's back: the device
+    # stays out of ALD until an administrator clears this.
+    ald_excluded = models.BooleanField("Excluded from ALD", default=False)
+    ald_excluded_reason = models.CharField("Why excluded from ALD", max_length=300, blank=True)
     # Further IMI detail fields (CPU, memory, BIOS, monitors...), kept verbatim for the IMI API.
     details = models.JSONField(default=dict, blank=True)
 
@@ -212,6 +216,7 @@ class DeviceLicense(models.Model):
     is_demo = models.BooleanField("Demo", default=False)
     source = models.CharField(max_length=10, choices=LicenseSource.choices, default=LicenseSource.ALD)
     status = models.CharField(max_length=12, choices=LicenseStatus.choices, default=LicenseStatus.CURRENT)
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["device_id", "service", "-issued_at"]
