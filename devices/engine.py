@@ -187,7 +187,7 @@ def service_scope(service: str, states: list[PackState]):
     return dirs
 
 
-def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=None):
+def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=None, include_excluded=False):
     """Devices outside the recycle bin that need a license for ``service``.
 
     A device needs one when its current license is missing or expired, when the pack of that license
@@ -202,7 +202,9 @@ def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=No
     ).filter(Q(expiry_date__isnull=True) | Q(expiry_date__gt=OuterRef("expires_at")))
     lasting = Q(expires_at__gt=until) if until else Q(expires_at__gte=today)
     fine = current.filter(Q(expires_at__isnull=True) | (lasting & ~Exists(renewed)))
-    qs = Device.objects.filter(moved_to_bin=False, ald_excluded=False).exclude(Exists(fine))
+    qs = Device.objects.filter(moved_to_bin=False).exclude(Exists(fine))
+    if not include_excluded:
+        qs = qs.filter(ald_excluded=False)
     if scope is not None:
         qs = qs.filter(directory_id__in=scope)
     if device_ids is not None:
@@ -210,10 +212,12 @@ def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=No
     return qs
 
 
-def needy_devices(service: str, scope, today, device_ids=None, exchange_days=None) -> list[Candidate]:
+def needy_devices(
+    service: str, scope, today, device_ids=None, exchange_days=None, include_excluded=False
+) -> list[Candidate]:
     """The needy devices as planning candidates, earliest registered first (they were waiting
     longest), each with the license it holds for the service. One query."""
-    qs = needy_queryset(service, scope, today, device_ids, exchange_days)
+    qs = needy_queryset(service, scope, today, device_ids, exchange_days, include_excluded)
     current = DeviceLicense.objects.filter(
         device=OuterRef("pk"), service=service, status=LicenseStatus.CURRENT
     )
@@ -320,8 +324,12 @@ def _plan_only(planner: Planner, batch, report: CycleReport):
 class _Batch:
     """Claim, ask, record: the life of one batch of devices for one service."""
 
-    def __init__(self, service, planner, client, report, today, exchange_days=None):
+    def __init__(
+        self, service, planner, client, report, today, exchange_days=None, actor="ALD", manual=False
+    ):
         self.exchange_days = exchange_days
+        self.actor = actor
+        self.manual = manual  # "License manually...": no waiting states, failures reported to the actor
         self.refused = defaultdict(set)  # device_id -> pack IDs the licensing service refused
         self.service = service
         self.planner = planner
@@ -382,7 +390,9 @@ class _Batch:
         # Re-check under the claim: another worker may have licensed some of them meanwhile.
         still = {
             c.device_id
-            for c in needy_devices(self.service, None, self.today, owned.keys(), self.exchange_days)
+            for c in needy_devices(
+                self.service, None, self.today, owned.keys(), self.exchange_days, include_excluded=self.manual
+            )
         }
         gone = [d for d in owned if d not in still]
         if gone:
@@ -509,6 +519,8 @@ class _Batch:
             self.report.waiting_devices.add(d)
 
     def _source(self, c: Candidate, state: PackState) -> str:
+        if self.manual:
+            return LicenseSource.MANUAL
         if self.planner.is_renewal(c, state):
             return LicenseSource.RENEWAL
         if c.holds_valid_license(self.today):
@@ -527,6 +539,9 @@ class _Batch:
                 f"{self.service} license exchanged: {c.held_pack_id} (expires {c.held_until}) -> "
                 f"{g.pack_id} (expires {expiry})"
             )
+        elif source == LicenseSource.MANUAL:
+            action = DeploymentEvent.Action.DEPLOY
+            message = f"{self.service} license from {g.pack_id} licensed manually (expires {expiry})"
         else:
             action = DeploymentEvent.Action.DEPLOY
             message = f"{self.service} license from {g.pack_id} deployed (expires {expiry})"
@@ -534,6 +549,7 @@ class _Batch:
                 message += "; the slot was already bound at the licensing service"
         return DeploymentEvent(
             at=now,
+            actor=self.actor,
             action=action,
             device_id=d,
             unit_id=c.unit_id,
@@ -543,6 +559,20 @@ class _Batch:
         )
 
     def _record_waits(self, waiting_ids, now) -> list[DeploymentEvent]:
+        if self.manual:
+            return [
+                DeploymentEvent(
+                    at=now,
+                    actor=self.actor,
+                    action=DeploymentEvent.Action.ERROR,
+                    outcome=DeploymentEvent.Outcome.FAILED,
+                    device_id=d,
+                    unit_id=self.waiting[d][0].unit_id,
+                    service=self.service,
+                    message=f"License manually: {WaitingReason(self.waiting[d][1]).label}",
+                )
+                for d in waiting_ids
+            ]
         existing = {
             w.device_id: w
             for w in LicenseWait.objects.filter(service=self.service, device_id__in=waiting_ids)

@@ -1,0 +1,157 @@
+"""License manually..., remove a license, delete a device with its licenses, clear an exclusion."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from devices.device_licenses import (
+    clear_exclusion,
+    delete_device,
+    license_directory_manually,
+    license_manually,
+    remove_license,
+)
+from devices.engine import run_cycle
+from devices.models import (
+    DeploymentEvent,
+    Device,
+    DeviceLicense,
+    DistributionMethod,
+    LicenseWait,
+    RegisteredPack,
+)
+from licensing.models import LicenseSlot, ProductPack
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+def used(pack_id):
+    return ProductPack.objects.get(pack_id=pack_id).used
+
+
+def test_license_manually_from_a_disabled_pack_counts_right_and_skips_what_it_must():
+    f.pack("EMP-MANUA", product_type="EMP", total=3)
+    f.register_all(method={"EMP-MANUA": DistributionMethod.DISABLED})
+    devs = f.devices(5)
+    binned = f.device(moved_to_bin=True)
+    result = license_manually([d.pk for d in devs] + [binned.pk], "EMP-MANUA", actor="alice")
+    assert (result.licensed, result.already_licensed, result.in_recycle_bin) == (3, 0, 1)
+    assert dict(result.failed) == {"no_free_license": 2}
+    assert used("EMP-MANUA") == 3 == LicenseSlot.objects.count()
+    assert set(DeviceLicense.objects.values_list("source", flat=True)) == {"MANUAL"}
+    assert DeploymentEvent.objects.filter(actor="alice", action="deploy").count() == 3
+    assert DeploymentEvent.objects.filter(actor="alice", outcome="failed").count() == 2
+    assert not LicenseWait.objects.exists()  # a manual attempt reports to the administrator instead
+    assert result.summary() == (
+        "3 device(s) licensed from EMP-MANUA; 1 in the recycle bin, skipped; "
+        "2 not licensed: No free license in any eligible pack."
+    )
+
+
+def test_license_manually_never_gives_a_second_license_of_a_service():
+    f.ald_on()
+    f.pack("WE-AUTOX", total=5)
+    f.pack("WE-MANUA", total=5)
+    f.register_all()
+    devs = f.devices(2)
+    run_cycle()
+    result = license_manually([d.pk for d in devs], "WE-MANUA", actor="alice")
+    assert (result.licensed, result.already_licensed) == (0, 2)
+    assert used("WE-MANUA") == 0
+    assert DeviceLicense.objects.filter(status="CURRENT").count() == 2
+
+
+def test_license_manually_a_directory_and_its_subdirectories():
+    bremen = f.directory("Bremen")
+    it = f.directory("IT", parent=bremen)
+    f.pack("EMP-DIRXX", product_type="EMP", total=10)
+    f.register_all()
+    inside = [f.device(directory=bremen), f.device(directory=it)]
+    f.device(directory=f.directory("Berlin"))
+    result = license_directory_manually(bremen.pk, "EMP-DIRXX", actor="bob")
+    assert result.licensed == 2
+    assert set(DeviceLicense.objects.values_list("device_id", flat=True)) == {d.pk for d in inside}
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda: None, "not registered"),
+        (lambda: RegisteredPack.objects.filter(pack_id="WE-XXXXX").update(active=False), "deactivated"),
+        (lambda: RegisteredPack.objects.filter(pack_id="WE-XXXXX").update(ils_usable=False), "not in force"),
+    ],
+)
+def test_license_manually_refuses_a_pack_it_may_not_use_and_changes_nothing(setup, message):
+    f.pack("WE-XXXXX", total=5)
+    f.register_all()
+    setup()
+    dev = f.device()
+    pack_id = "WE-NOPE1" if message == "not registered" else "WE-XXXXX"
+    with pytest.raises(ValidationError) as err:
+        license_manually([dev.pk], pack_id, actor="alice")
+    assert message in str(err.value) and pack_id in str(err.value)
+    assert not DeviceLicense.objects.exists() and used("WE-XXXXX") == 0
+
+
+def test_removed_license_frees_the_slot_and_the_next_sweep_does_not_relicense_until_cleared():
+    f.ald_on()
+    f.pack("WE-REMOV", total=5)
+    f.register_all()
+    dev = f.device()
+    run_cycle()
+    lic = DeviceLicense.objects.get(device=dev)
+    remove_license(lic.pk, actor="alice")
+    lic.refresh_from_db()
+    dev.refresh_from_db()
+    assert lic.status == "REVOKED" and lic.revoked_at is not None
+    assert used("WE-REMOV") == 0
+    assert RegisteredPack.objects.get(pack_id="WE-REMOV").used == 0
+    assert dev.ald_excluded is True
+    assert dev.ald_excluded_reason == "WE license from WE-REMOV removed by alice on 2026-12-03"
+    run_cycle()
+    assert not DeviceLicense.objects.filter(device=dev, status="CURRENT").exists()
+    assert not LicenseWait.objects.filter(device=dev).exists()
+    clear_exclusion(dev.pk, actor="alice")
+    run_cycle()
+    assert DeviceLicense.objects.get(device=dev, status="CURRENT").pack_id == "WE-REMOV"
+    assert list(
+        DeploymentEvent.objects.filter(device=dev).order_by("id").values_list("action", flat=True)
+    ) == ["deploy", "remove", "exclude", "deploy"]
+
+
+def test_removing_an_exchanged_license_falls_back_to_the_older_valid_one():
+    import datetime
+
+    f.ald_on(exchange_enabled=True, exchange_days=7)
+    f.pack("WE-SOONX", total=5, expiry=datetime.date(2026, 12, 6))
+    f.pack("WE-LATER", total=5, expiry=datetime.date(2027, 12, 1))
+    f.register_all()
+    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=False)
+    dev = f.device()
+    run_cycle()
+    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=True)
+    run_cycle()
+    newer = DeviceLicense.objects.get(device=dev, status="CURRENT")
+    assert newer.pack_id == "WE-LATER"
+    remove_license(newer.pk, actor="alice")
+    assert DeviceLicense.objects.get(device=dev, status="CURRENT").pack_id == "WE-SOONX"
+
+
+def test_delete_device_with_licenses_frees_its_slots_and_without_keeps_them():
+    f.ald_on()
+    f.pack("WE-DELET", total=5)
+    f.register_all()
+    a, b = f.devices(2)
+    run_cycle()
+    assert delete_device(a.pk, actor="alice", delete_licenses=True) == 1
+    assert used("WE-DELET") == 1
+    assert delete_device(b.pk, actor="alice", delete_licenses=False) == 0
+    assert used("WE-DELET") == 1  # kept: reconciliation reports the slot without a device
+    assert not Device.objects.exists()
+    messages = list(
+        DeploymentEvent.objects.filter(action="delete_device")
+        .order_by("id")
+        .values_list("message", flat=True)
+    )
+    assert messages[0].endswith("deleted with its licenses (WE-DELET; 1 slot(s) freed)")
+    assert messages[1].endswith("deleted; its licenses were kept")
