@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Company, LicenseSlot, Order, ProductPack, SubscriptionKey, UmsId
+from .models import Company, LicenseSlot, Order, PackSizeChange, ProductPack, SubscriptionKey, UmsId
 
 
 @admin.register(Company)
@@ -50,12 +50,48 @@ class ProductPackAdmin(admin.ModelAdmin):
     search_fields = ("pack_id", "product_name", "subscription_key__key", "comment")
     list_select_related = ("assigned_ums",)
     # The used counter moves only through the allocation service.
-    readonly_fields = ("used", "service")
+    readonly_fields = ("used", "service", "merged_into")
+
+    def get_readonly_fields(self, request, obj=None):
+        # An existing pack changes size only by split, merge or import, which keep its size history.
+        if obj is not None:
+            return (*self.readonly_fields, "total_licenses")
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.save(size_change={"actor": request.user.get_username(), "detail": "added in the admin"})
+            return
+        # Write only what the form changed: a full save would put back the counters as they were
+        # read, undoing allocations made meanwhile.
+        fields = [f for f in form.changed_data if f in {fl.name for fl in obj._meta.concrete_fields}]
+        if {"pack_id", "product_type"} & set(fields):
+            fields.append("service")
+        if fields:
+            obj.save(update_fields=fields)
+
+
+@admin.register(PackSizeChange)
+class PackSizeChangeAdmin(admin.ModelAdmin):
+    list_display = ("pack", "at", "old_total", "new_total", "reason", "actor", "detail")
+    list_filter = ("reason",)
+    search_fields = ("pack__pack_id", "actor", "detail")
+    list_select_related = ("pack",)
+
+    # The size history is appended by the pack operations and never edited.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(LicenseSlot)
 class LicenseSlotAdmin(admin.ModelAdmin):
-    list_display = ("pack", "unit_id", "ums", "bound_at", "released_at")
+    list_display = ("pack", "unit_id", "ums", "bound_at", "released_at", "released_by")
     list_filter = ("pack__product_type", ("released_at", admin.EmptyFieldListFilter))
     search_fields = ("unit_id", "pack__pack_id")
     list_select_related = ("pack", "ums")

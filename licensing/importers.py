@@ -11,7 +11,18 @@ from django.db import transaction
 from ald_portal import clock
 from ald_portal.importing import ImportRejected, ImportReport, RecordError
 
-from .models import PACK_ID_RE, Company, Order, ProductPack, ProductType, SubscriptionKey, UmsId, service_for
+from .models import (
+    PACK_ID_RE,
+    Company,
+    Order,
+    PackSizeChange,
+    ProductPack,
+    ProductType,
+    SizeChangeReason,
+    SubscriptionKey,
+    UmsId,
+    service_for,
+)
 
 COLUMNS = (
     "pack_id",
@@ -262,7 +273,7 @@ def import_packs(
                 pack = ProductPack(pack_id=p["pack_id"], **values)
                 if assign_to is not None:
                     pack.assigned_ums = assign_to
-                pack.save()
+                pack.save(size_change={"reason": SizeChangeReason.IMPORT, "detail": f"imported from {name}"})
                 created += 1
             else:
                 pack = old
@@ -270,6 +281,14 @@ def import_packs(
                 if assign_to is not None and pack.assigned_ums_id != assign_to.pk:
                     pack.assigned_ums, changed = assign_to, True
                 if changed:
+                    if pack.total_licenses != values["total_licenses"]:
+                        PackSizeChange.objects.create(
+                            pack=pack,
+                            old_total=pack.total_licenses,
+                            new_total=values["total_licenses"],
+                            reason=SizeChangeReason.IMPORT,
+                            detail=f"imported from {name}",
+                        )
                     for k, v in values.items():
                         setattr(pack, k, v)
                     pack.service = service_for(pack.product_type, pack.pack_id)

@@ -4,7 +4,7 @@ holds which license slot. ``licensing`` never imports ``devices`` (docs/DESIGN.m
 import re
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 
 from ald_portal import clock
@@ -152,6 +152,10 @@ class ProductPack(models.Model):
         UmsId, on_delete=models.SET_NULL, null=True, blank=True, related_name="packs", verbose_name="UMS ID"
     )
     created_at = models.DateTimeField(default=clock.now)
+    # Set when the pack was merged into another one (status MERGED): where its licenses went.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged_from", editable=False
+    )
 
     objects = ProductPackQuerySet.as_manager()
 
@@ -167,9 +171,29 @@ class ProductPack(models.Model):
     def __str__(self):
         return self.pack_id
 
-    def save(self, *args, **kwargs):
+    def save(self, *args, size_change=None, **kwargs):
+        """A new pack starts its size history (reason CREATED unless ``size_change`` says otherwise,
+        e.g. ``{"reason": SizeChangeReason.SPLIT, "actor": ..., "detail": ...}``), so the history
+        explains the whole of ``total_licenses``. ``bulk_create`` writes no history."""
         self.service = service_for(self.product_type, self.pack_id)
-        super().save(*args, **kwargs)
+        if not self._state.adding:
+            if kwargs.get("update_fields") is None:
+                # ``used`` moves only by the allocation's conditional UPDATE: a save from an older
+                # read (an import, an admin form left open) must never write it back.
+                kwargs["update_fields"] = [
+                    f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "used"
+                ]
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            PackSizeChange.objects.create(
+                pack=self,
+                at=self.created_at,
+                old_total=0,
+                new_total=self.total_licenses,
+                **{"reason": SizeChangeReason.CREATED, **(size_change or {})},
+            )
 
     @property
     def free(self):
@@ -202,6 +226,7 @@ class LicenseSlot(models.Model):
     ums = models.ForeignKey(UmsId, on_delete=models.SET_NULL, null=True, blank=True, related_name="slots")
     bound_at = models.DateTimeField(default=clock.now)
     released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.CharField(max_length=200, blank=True, help_text="Who removed the hardware.")
 
     class Meta:
         ordering = ["pack_id", "unit_id"]
@@ -215,3 +240,36 @@ class LicenseSlot(models.Model):
 
     def __str__(self):
         return f"{self.pack_id}:{self.unit_id}"
+
+
+class SizeChangeReason(models.TextChoices):
+    CREATED = "CREATED", "Created"
+    SPLIT = "SPLIT", "Split"
+    MERGE = "MERGE", "Merge"
+    IMPORT = "IMPORT", "Import"
+
+
+class PackSizeChange(models.Model):
+    """One change of a pack's ``total_licenses``, appended by the operation that made it (pack
+    creation, split, merge, import). Never edited: the rows of a pack chain from 0 to its total."""
+
+    pack = models.ForeignKey(ProductPack, on_delete=models.PROTECT, related_name="size_changes")
+    at = models.DateTimeField(default=clock.now)
+    old_total = models.PositiveIntegerField()
+    new_total = models.PositiveIntegerField()
+    reason = models.CharField(max_length=20, choices=SizeChangeReason.choices)
+    actor = models.CharField(max_length=200, blank=True)
+    detail = models.TextField(
+        blank=True, help_text="The other packs involved, or where the change came from."
+    )
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["pack", "at"])]
+
+    def __str__(self):
+        return f"{self.pack_id}: {self.old_total} -> {self.new_total} ({self.reason})"
+
+    @property
+    def change(self):
+        return self.new_total - self.old_total

@@ -1,11 +1,14 @@
 import django_tables2 as tables
+from django.utils.html import format_html
 
-from .models import ProductPack
+from ald_portal.tables import PortalTable
+
+from .models import LicenseSlot, PackSizeChange, ProductPack
 
 
-class PackTable(tables.Table):
+class PackTable(PortalTable):
     # Every sort ends on the primary key, so pages never repeat or skip a pack.
-    pack_id = tables.Column(verbose_name="Pack ID")
+    pack_id = tables.Column(verbose_name="Pack ID", linkify=("licensing:pack_detail", [tables.A("pack_id")]))
     product_name = tables.Column(verbose_name="Product", order_by=("product_name", "pk"))
     product_type = tables.Column(order_by=("product_type", "pk"))
     status = tables.Column(verbose_name="Status", empty_values=(), orderable=False)
@@ -51,3 +54,46 @@ class PackTable(tables.Table):
 
     def render_free(self, record):
         return record.free
+
+
+class LicenseSlotTable(PortalTable):
+    """The licenses of one pack by unit ID, each with a box to tick for *Remove hardware*."""
+
+    unit_id = tables.Column(verbose_name="Unit ID", order_by=("unit_id", "pk"))
+    bound_at = tables.DateTimeColumn(verbose_name="Bound at", order_by=("bound_at", "pk"))
+    ums = tables.Column(verbose_name="UMS ID", order_by=("ums__name", "pk"), default="—")
+    remove = tables.Column(verbose_name="Remove", empty_values=(), orderable=False)
+
+    class Meta:
+        model = LicenseSlot
+        fields = ("unit_id", "bound_at", "ums", "remove")
+        order_by = ("unit_id",)
+        empty_text = "No license of this pack is bound to a unit ID."
+        attrs = {"class": "table"}
+
+    def __init__(self, *args, ticked=(), disabled=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ticked, self.disabled = set(ticked), disabled
+
+    def render_remove(self, record):
+        return format_html(
+            '<input type="checkbox" name="unit_ids" value="{}" form="remove-hardware" '
+            'aria-label="Remove {}"{}{}>',
+            record.unit_id,
+            record.unit_id,
+            " checked" if record.unit_id in self.ticked else "",
+            " disabled" if self.disabled else "",
+        )
+
+
+class PackSizeChangeTable(PortalTable):
+    change = tables.Column(verbose_name="Change", empty_values=(), orderable=False)
+
+    class Meta:
+        model = PackSizeChange
+        fields = ("at", "old_total", "new_total", "change", "reason", "actor", "detail")
+        attrs = {"class": "table"}
+        orderable = False
+
+    def render_change(self, record):
+        return f"{record.change:+d}"

@@ -1,9 +1,23 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import formats, timezone
+from django.views.decorators.http import require_POST
+from django_filters.views import FilterView
+from django_tables2 import RequestConfig, SingleTableMixin
 
-from .models import Company, ProductPack
+from . import services
+from .contract import LicenseServiceError
+from .filtersets import PackFilterSet
+from .forms import AcceptEulaForm, CommentForm, MergeForm, RemoveHardwareForm, SplitForm
+from .models import PACK_ID_RE, Company, PackSizeChange, PackStatus, ProductPack
 from .reports import product_type_consumption
-from .tables import PackTable
+from .tables import LicenseSlotTable, PackSizeChangeTable, PackTable
+
+CHANGE_PERMISSION = "licensing.change_productpack"
 
 
 @login_required
@@ -20,3 +34,162 @@ def dashboard(request):
             "table": table,
         },
     )
+
+
+class PackListView(LoginRequiredMixin, SingleTableMixin, FilterView):
+    filterset_class = PackFilterSet
+    table_class = PackTable
+    template_name = "licensing/pack_list.html"
+    # The table paginates; paginate_by on the view would paginate (and count) a second time.
+    table_pagination = {"per_page": 50}
+
+    def get_queryset(self):
+        return ProductPack.objects.select_related("assigned_ums", "subscription_key").order_by(
+            "pack_id", "pk"
+        )
+
+
+def _pack(pack_id):
+    if not PACK_ID_RE.match(pack_id):  # no such pack; and never a NUL byte in a query
+        raise Http404(f"No Product Pack {pack_id!r}.")
+    return get_object_or_404(
+        ProductPack.objects.select_related(
+            "company", "order", "subscription_key", "assigned_ums", "merged_into"
+        ),
+        pack_id=pack_id,
+    )
+
+
+@login_required
+def pack_detail(request, pack_id):
+    return _render_pack(request, _pack(pack_id))
+
+
+def _render_pack(request, pack, bound=None):
+    """The pack page (ILP pack management dialog); ``bound`` holds the one posted form that failed."""
+    can_change = request.user.has_perm(CHANGE_PERMISSION)
+    candidates = list(services.merge_candidates(pack))
+    forms = {
+        "split": SplitForm(),
+        "merge": MergeForm(candidates=candidates),
+        "remove_hardware": RemoveHardwareForm(),
+        "comment": CommentForm(initial={"comment": pack.comment}),
+        "eula": AcceptEulaForm(),
+    }
+    forms.update(bound or {})
+    ticked = forms["remove_hardware"].data.getlist("unit_ids") if forms["remove_hardware"].is_bound else ()
+    licenses = LicenseSlotTable(
+        pack.slots.filter(released_at__isnull=True).select_related("ums"),
+        ticked=ticked,
+        disabled=not can_change or pack.status == PackStatus.MERGED,
+    )
+    RequestConfig(request, paginate={"per_page": 50}).configure(licenses)
+    history = PackSizeChangeTable(
+        PackSizeChange.objects.filter(pack=pack).order_by("-at", "-pk"), prefix="history-"
+    )
+    RequestConfig(request, paginate={"per_page": 25}).configure(history)
+    return render(
+        request,
+        "licensing/pack_detail.html",
+        {
+            "pack": pack,
+            "forms": forms,
+            "candidates": candidates,
+            "licenses": licenses,
+            "history": history,
+            "can_change": can_change,
+            "retired": pack.status in (PackStatus.MERGED, PackStatus.ARCHIVED),
+            # a refused form is shown even where its section would be hidden, so its error is seen
+            "failed": next(iter(bound or {}), None),
+        },
+    )
+
+
+def _split(request, pack, data):
+    new = services.split_pack(pack.pack_id, mode=data["mode"], count=data["count"], actor=_actor(request))
+    return f"Split {new.total_licenses} licenses off {pack.pack_id} into the new pack {new.pack_id}."
+
+
+def _merge(request, pack, data):
+    target = services.merge_packs(pack.pack_id, data["packs"], actor=_actor(request))
+    return (
+        f"Merged {', '.join(data['packs'])} into {pack.pack_id}: "
+        f"now {target.total_licenses} licenses, {target.used} used."
+    )
+
+
+def _remove_hardware(request, pack, data):
+    result = services.remove_hardware(
+        pack.pack_id, data["unit_ids"], actor=_actor(request), accept_terms=data["accept_terms"]
+    )
+    parts = []
+    if result.removed:
+        parts.append(
+            f"Removed hardware {', '.join(result.removed)} from {result.pack_id}: "
+            f"{len(result.removed)} license(s) freed."
+        )
+    if result.not_held:
+        parts.append(f"{', '.join(result.not_held)} held no license in {result.pack_id} (already removed).")
+    return " ".join(parts)
+
+
+def _comment(request, pack, data):
+    changed = services.set_pack_comment(pack.pack_id, data["comment"], actor=_actor(request))
+    return f"Comment of {pack.pack_id} saved." if changed else "No change."
+
+
+def _accept_eula(request, pack, data):
+    order, accepted_now = services.accept_eula(pack.pack_id, actor=_actor(request))
+    at = formats.date_format(timezone.localtime(order.eula_accepted_at), "SHORT_DATETIME_FORMAT")
+    if accepted_now:
+        return (
+            f"EULA of order {order.number} accepted by {order.eula_accepted_by} at {at}: "
+            "it covers every pack of the order."
+        )
+    return f"The EULA of order {order.number} was already accepted by {order.eula_accepted_by} at {at}."
+
+
+ACTIONS = {
+    # action in the URL: (its form on the page, form class, service call returning the success message)
+    "split": ("split", SplitForm, _split),
+    "merge": ("merge", MergeForm, _merge),
+    "remove-hardware": ("remove_hardware", RemoveHardwareForm, _remove_hardware),
+    "comment": ("comment", CommentForm, _comment),
+    "accept-eula": ("eula", AcceptEulaForm, _accept_eula),
+}
+
+
+def _actor(request):
+    return request.user.get_username()
+
+
+@login_required
+@require_POST
+def pack_action(request, pack_id, action):
+    if action not in ACTIONS:
+        raise Http404(f"No pack action {action!r}.")
+    if not request.user.has_perm(CHANGE_PERMISSION):
+        raise PermissionDenied("Changing Product Packs needs the permission to change Product Packs.")
+    pack = _pack(pack_id)
+    key, form_class, call = ACTIONS[action]
+    extra = {"candidates": services.merge_candidates(pack)} if form_class is MergeForm else {}
+    form = form_class(request.POST, **extra)
+    if form.is_valid():
+        try:
+            message = call(request, pack, form.cleaned_data)
+        except ValidationError as exc:  # the service has the last word on the rules
+            _add_service_error(form, exc)
+        except LicenseServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, message)
+            return redirect("licensing:pack_detail", pack_id=pack.pack_id)
+    return _render_pack(request, pack, {key: form})
+
+
+def _add_service_error(form, exc):
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        form.add_error(field if field in form.fields else None, ValidationError(errors))
