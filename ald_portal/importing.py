@@ -15,7 +15,10 @@ class RecordError:
 
     def __str__(self):
         where = f"{self.source}[{self.index}]" if self.index is not None else self.source
-        return f"{where} {self.field}={self.value!r}: {self.message}"
+        shown = repr(self.value)
+        if len(shown) > 300:  # a megabyte of bad name is not worth echoing
+            shown = shown[:240] + f"... ({len(shown)} characters)"
+        return f"{where} {self.field}={shown}: {self.message}"
 
 
 class ImportRejected(Exception):
@@ -58,6 +61,8 @@ def normalize_hex_id(value) -> str | None:
     digits, or None. The groups must be regular (pairs, or fours for the dot form) and use one kind
     of separator: ``00E0C5-C1-23B1`` or ``0:0:E:0:...`` is malformed, not a MAC."""
     if not isinstance(value, str):
+        return None
+    if not value.isascii():  # "ﬀ".upper() is "FF": only ASCII hex digits count
         return None
     text = value.strip().upper()
     if not any(form.fullmatch(text) for form in HEX_ID_FORMS):

@@ -10,6 +10,8 @@ from .models import (
     Firmware,
     LicenseRequest,
     LicenseWait,
+    Notification,
+    ReconciliationReport,
     RegisteredPack,
 )
 
@@ -115,4 +117,30 @@ class DeploymentEventAdmin(admin.ModelAdmin):
         return False
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "level", "key", "resolved_at")
+    list_filter = ("kind", "level")
+    search_fields = ("key", "subject")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReconciliationReport)
+class ReconciliationReportAdmin(admin.ModelAdmin):
+    list_display = ("at", "__str__")
+    list_filter = ("at",)
+    search_fields = ("slots_without_license",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

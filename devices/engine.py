@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 
 from ald_portal import clock
 from licensing.contract import LicenseServiceError
@@ -29,6 +29,7 @@ from .models import (
     DeploymentSettings,
     Device,
     DeviceLicense,
+    Directory,
     DistributionMethod,
     LicenseRequest,
     LicenseSource,
@@ -203,6 +204,9 @@ def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=No
     lasting = Q(expires_at__gt=until) if until else Q(expires_at__gte=today)
     fine = current.filter(Q(expires_at__isnull=True) | (lasting & ~Exists(renewed)))
     qs = Device.objects.filter(moved_to_bin=False).exclude(Exists(fine))
+    binned = list(Directory.objects.filter(moved_to_bin=True).values_list("id", flat=True))
+    if binned:  # a directory in the recycle bin takes its whole subtree with it
+        qs = qs.exclude(directory_id__in=subtree(binned))
     if not include_excluded:
         qs = qs.filter(ald_excluded=False)
     if scope is not None:
@@ -242,6 +246,14 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
         return report
     today = clock.today()
     exchange_days = conf.exchange_days if conf.exchange_enabled else None
+    if device_ids is None and not dry_run:
+        # A sweep first learns what the licensing service knows now: licenses bought, packs renewed.
+        from .services import refresh_registered_packs
+
+        try:
+            refresh_registered_packs(trigger_sweep=False)
+        except IlsUnavailable as exc:
+            log.warning("pack refresh failed, sweeping with the last known counts: %s", exc)
     by_service = load_pack_states(today)
     services = sorted({ProductType.WE.value, *by_service})
     client = None if dry_run else get_client(conf.ums_id_fingerprint)
@@ -257,11 +269,10 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
             else:
                 _Batch(service, planner, client, report, today, exchange_days).run(batch)
         if not dry_run:
-            _clear_stale_waits(
-                service,
-                needy_queryset(service, service_scope(service, states), today, device_ids, exchange_days),
-                device_ids,
-            )
+            still = needy_queryset(service, service_scope(service, states), today, device_ids, exchange_days)
+            _clear_stale_waits(service, still, device_ids)
+            if device_ids is None:
+                _settle_abandoned_claims(client, service, still)
     if not dry_run:
         _clear_stale_waits(None, services, device_ids)
     for states in by_service.values():
@@ -276,6 +287,46 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
         summary["waiting_reasons"],
     )
     return report
+
+
+def release_unused_slots(client, rows) -> set:
+    """Free slots that claims may have bound for devices that hold no license from that pack.
+    ``rows``: (device_id, unit_id, pack_id). Returns the device ids settled; a device whose release
+    could not reach the licensing service keeps its claim for the next sweep."""
+    if not rows:
+        return set()
+    held = set(
+        DeviceLicense.objects.filter(device_id__in=[r[0] for r in rows])
+        .exclude(status=LicenseStatus.REVOKED)
+        .values_list("device_id", "pack_id")
+    )
+    settled = set()
+    for device_id, unit_id, pack_id in rows:
+        if (device_id, pack_id) not in held:
+            try:
+                if client.release(pack_id, unit_id):
+                    RegisteredPack.objects.filter(pack_id=pack_id, used__gt=0).update(used=F("used") - 1)
+                    log.info("freed slot of %s in %s left by an abandoned claim", unit_id, pack_id)
+            except IlsUnavailable:
+                continue
+        settled.add(device_id)
+    return settled
+
+
+def _settle_abandoned_claims(client, service, still_needy):
+    """Claims of dead workers for devices that no longer need the service (moved to the recycle
+    bin, out of scope, licensed another way): free what they may have bound, then drop them."""
+    now = clock.now()
+    rows = list(
+        LicenseRequest.objects.filter(service=service, claimed_until__lte=now)
+        .exclude(device__in=still_needy.values("pk"))
+        .values_list("pk", "device_id", "device__unit_id", "pack_id")
+    )
+    if not rows:
+        return
+    settled = release_unused_slots(client, [(d, unit, pack) for _, d, unit, pack in rows if pack])
+    done = [pk for pk, d, _, pack in rows if not pack or d in settled]
+    LicenseRequest.objects.filter(pk__in=done, claimed_until__lte=now).delete()
 
 
 def _clear_stale_waits(service, still_needy, device_ids):
@@ -338,6 +389,7 @@ class _Batch:
         self.today = today
         self.token = str(uuid.uuid4())
         self.by_pack = {s.pack.pack_id: s for s in planner.states}
+        self.replayed = {}  # device_id -> pack ID of a dead worker's claim we took over
         self.granted = {}  # device_id -> (Candidate, Grant, PackState)
         self.waiting = {}  # device_id -> (Candidate, reason)
         self.unreachable = set()
@@ -377,11 +429,14 @@ class _Batch:
         for c, r in zip(fresh, rows, strict=True):  # undo the provisional counts; the ILS answer sets them
             if r.pack_id and not self.planner.is_renewal(c, self.by_pack[r.pack_id]):
                 self.by_pack[r.pack_id].used -= 1
-        return dict(
+        owned = dict(
             LicenseRequest.objects.filter(
                 service=self.service, device_id__in=ids, claim_token=self.token
             ).values_list("device_id", "pack_id")
         )
+        # Claims taken over from a worker that died: their pack may hold a slot already bound.
+        self.replayed = {d: owned[d] for d in stale if owned.get(d)}
+        return owned
 
     def run(self, batch):
         owned = self._claim(batch)
@@ -395,11 +450,19 @@ class _Batch:
             )
         }
         gone = [d for d in owned if d not in still]
+        units = {c.device_id: c.unit_id for c in batch}
         if gone:
-            LicenseRequest.objects.filter(claim_token=self.token, device_id__in=gone).delete()
+            settled = release_unused_slots(
+                self.client, [(d, units[d], self.replayed[d]) for d in gone if d in self.replayed]
+            )
+            keep = {d for d in gone if d in self.replayed and d not in settled}
+            LicenseRequest.objects.filter(claim_token=self.token, device_id__in=set(gone) - keep).delete()
         todo = {c.device_id: c for c in batch if c.device_id in still}
         asks = {d: owned[d] for d in todo}
         for _round in range(len(self.by_pack) + 2):
+            LicenseRequest.objects.filter(claim_token=self.token).update(
+                claimed_until=clock.now() + timedelta(seconds=settings.ALD_CLAIM_SECONDS)
+            )
             replan = self._ask(todo, {d: p for d, p in asks.items() if p})
             replan += [d for d, p in asks.items() if not p]
             asks = self._replan(todo, replan)
@@ -418,6 +481,7 @@ class _Batch:
         for pack_id, devs in groups.items():
             state = self.by_pack.get(pack_id)
             if state is None:  # a claim left for a pack no longer registered or active: choose again
+                self._settle_replays(todo, devs, pack_id)
                 replan += devs
                 continue
             try:
@@ -430,6 +494,7 @@ class _Batch:
                 continue
             except LicenseServiceError as exc:
                 log.warning("pack %s refused: %s", pack_id, exc.message)
+                self._settle_replays(todo, devs, pack_id)
                 state.usable = False
                 for d in devs:
                     self.refused[d].add(pack_id)
@@ -446,6 +511,14 @@ class _Batch:
                     self.refused[d].add(pack_id)
                     replan.append(d)
         return replan
+
+    def _settle_replays(self, todo, devs, pack_id):
+        """A dead worker's claim named a pack we will not use after all: free the slot it may have
+        bound there, or the device would hold a slot in two packs."""
+        rows = [(d, todo[d].unit_id, pack_id) for d in devs if self.replayed.get(d) == pack_id]
+        release_unused_slots(self.client, rows)
+        for d, _, _ in rows:
+            del self.replayed[d]
 
     def _replan(self, todo, devices) -> dict[int, str]:
         """Choose again for refused devices; write the new choice into the claim before asking."""
@@ -472,9 +545,20 @@ class _Batch:
     # --- recording ----------------------------------------------------------------------------
     def _record(self, todo):
         now = clock.now()
-        licensed_ids = list(self.granted)
-        waiting_ids = [d for d in self.waiting if d not in self.granted]
         with transaction.atomic():
+            # Record only what we still hold: a worker that took a claim over (ours ran past its
+            # lease) asks the same pack again and records the license itself.
+            mine = set(
+                LicenseRequest.objects.filter(claim_token=self.token, device_id__in=list(todo)).values_list(
+                    "device_id", flat=True
+                )
+            )
+            self.granted = {d: v for d, v in self.granted.items() if d in mine}
+            self.waiting = {d: v for d, v in self.waiting.items() if d in mine}
+            self.unreachable &= mine
+            todo = {d: c for d, c in todo.items() if d in mine}
+            licensed_ids = list(self.granted)
+            waiting_ids = [d for d in self.waiting if d not in self.granted]
             if licensed_ids:
                 DeviceLicense.objects.filter(
                     device_id__in=licensed_ids, service=self.service, status=LicenseStatus.CURRENT

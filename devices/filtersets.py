@@ -24,7 +24,8 @@ class AnyYesNo(forms.NullBooleanSelect):
 class DeviceFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search (name, unit ID, MAC, IP)")
     license_state = django_filters.ChoiceFilter(choices=LicenseState.CHOICES, label="License state")
-    directory = django_filters.TypedChoiceFilter(
+    directory = django_filters.ChoiceFilter(
+        empty_label="Any",
         choices=[],  # filled per request in __init__, with one query
         method="in_directory",
         label="Directory (with subdirectories)",

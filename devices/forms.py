@@ -8,22 +8,22 @@ from .models import DeploymentSettings, Device
 # The same limits devices.services.update_deployment_settings enforces; the form checks them first
 # so a bad value becomes a message next to its field instead of an error page.
 MINUTES_MIN, MINUTES_MAX = 1, 10080
+NOTIFY_MIN, NOTIFY_MAX = 0, 100_000
 
 
-def _bounded(name):
+def _bounded(name, low=MINUTES_MIN, high=MINUTES_MAX):
     field = DeploymentSettings._meta.get_field(name)
-    return forms.IntegerField(
-        label=capfirst(field.verbose_name), min_value=MINUTES_MIN, max_value=MINUTES_MAX
-    )
+    return forms.IntegerField(label=capfirst(field.verbose_name), min_value=low, max_value=high)
 
 
 class DeploymentSettingsForm(forms.ModelForm):
     sweep_minutes = _bounded("sweep_minutes")
     exchange_days = _bounded("exchange_days")
+    notify_free_below = _bounded("notify_free_below", NOTIFY_MIN, NOTIFY_MAX)
 
     class Meta:
         model = DeploymentSettings
-        fields = ["ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days"]
+        fields = ["ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days", "notify_free_below"]
 
 
 class DeviceAdminForm(forms.ModelForm):
@@ -46,3 +46,15 @@ class DeviceAdminForm(forms.ModelForm):
 
     def clean_unit_id(self):
         return self._hex("unit_id")
+
+
+class LicenseManuallyForm(forms.Form):
+    """License manually...: the administrator picks a registered pack."""
+
+    pack_id = forms.ChoiceField(label="Pack")
+
+    def __init__(self, *args, packs=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["pack_id"].choices = [
+            (p.pack_id, f"{p.pack_id} · {p.product_name} · {p.free} free") for p in packs
+        ]

@@ -28,6 +28,12 @@ class InProcessLicensingClient:
     def release(self, pack_id: str, unit_id: str) -> bool:
         return ils.release_license(pack_id, unit_id)
 
+    def slots(self) -> list[tuple[str, str]]:
+        return ils.active_slots(self.ums_fingerprint)
+
+    def reconcile_counters(self) -> dict[str, tuple[int, int]]:
+        return ils.reconcile_pack_counters()
+
 
 def get_client(ums_fingerprint: str):
     if settings.ILS_URL:

@@ -5,6 +5,7 @@ Everything is validated first; a file with any bad record is rejected whole and 
 
 import datetime
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 from ald_portal.importing import ImportRejected, ImportReport, RecordError, normalize_hex_id
 from licensing.models import UNIT_ID_RE
 
-from .models import MAC_RE, Device, Directory, Firmware, version_key
+from .models import MAC_RE, Device, Directory, Firmware, LicenseStatus, version_key
 from .tasks import enqueue_license_devices
 
 # IMI field -> model field, for the plain text fields of a thin client.
@@ -45,8 +46,43 @@ FIRMWARE_FIELDS = {"product": "product", "version": "version", "firmwareType": "
 DIRECTORY_FIELDS = {"name": "name"}
 
 
+IMI_ID_RE = re.compile(r"[0-9]{1,18}")  # ASCII digits only: "²" or "١" are digits to str.isdigit
+
+
 def _is_imi_id(value) -> bool:
-    return isinstance(value, str) and value.isdigit() and len(value) <= 18 and int(value) > 0
+    return isinstance(value, str) and IMI_ID_RE.fullmatch(value) is not None and int(value) > 0
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bad_text(value, path=""):
+    """The path of the first string holding a NUL or a lone surrogate, which no database stores."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path or "value"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "value"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        key_bad = _bad_text(key, path) if isinstance(key, str) else None
+        if key_bad:
+            return f"{path}.{key!r}" if path else repr(key)
+        found = _bad_text(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
 
 
 OBJECT_TYPES = {"tcdirectory": "directories", "tc": "devices"}
@@ -78,9 +114,14 @@ def read_sources(path) -> dict:
     sources, errors = {}, []
     for f in files:
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(
+                f.read_text(encoding="utf-8"), parse_float=_finite_float, parse_constant=_no_constants
+            )
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             errors.append(RecordError(f.name, None, "file", f.name, f"not valid JSON: {exc}"))
+            continue
+        except RecursionError:
+            errors.append(RecordError(f.name, None, "file", f.name, "not valid JSON: nested too deeply"))
             continue
         except OSError as exc:
             errors.append(RecordError(f.name, None, "file", f.name, f"cannot be read: {exc.strerror or exc}"))
@@ -287,9 +328,14 @@ class InventoryImport:
                 self.err(name, i, "objectType", tc.get("objectType"), 'must be "tc"')
                 continue
             before = len(self.errors)
+            bad = _bad_text(tc)
+            if bad:
+                self.err(name, i, bad, "...", "contains a NUL character or an invalid Unicode surrogate")
+                continue
             for f in REQUIRED_DEVICE_FIELDS:
-                if tc.get(f) in (None, ""):
-                    self.err(name, i, f, tc.get(f), "missing")
+                value = tc.get(f)
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    self.err(name, i, f, value, "missing")
             if len(self.errors) > before:
                 continue
             row = {
@@ -359,13 +405,35 @@ class InventoryImport:
                     continue
                 try:
                     row[model_field] = timezone.make_aware(datetime.datetime.strptime(value, fmt), tz)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     self.err(name, i, imi, value, f"not a date of the form {fmt.replace('%', '')}")
+                    continue
+                if row[model_field].year < 1970:
+                    self.err(name, i, imi, value, "before 1970")
             row["_index"] = i
             self.devices.append(row)
         self._check_against_database(name)
 
     def _check_against_database(self, name):
+        # A licensed device's licenses are bound to its unit ID: changing it would leave them bound
+        # to a unit no device has, and let another device take that slot.
+        by_id = {r["id"]: r for r in self.devices if r.get("id") and r.get("unit_id")}
+        licensed = (
+            Device.objects.filter(pk__in=list(by_id), licenses__isnull=False)
+            .exclude(licenses__status=LicenseStatus.REVOKED)
+            .values_list("pk", "unit_id")
+            .distinct()
+        )
+        for device_id, unit in licensed:
+            row = by_id[device_id]
+            if row["unit_id"] != unit:
+                self.err(
+                    name,
+                    row["_index"],
+                    "unitID",
+                    row["_unit_raw"],
+                    f"device {device_id} holds licenses bound to unit ID {unit}; remove them before changing it",
+                )
         by_unit = {r["unit_id"]: r for r in self.devices if r.get("unit_id")}
         taken = Device.objects.filter(unit_id__in=list(by_unit)).values_list("unit_id", "id")
         for unit, device_id in taken:

@@ -2,6 +2,7 @@
 licenses deployed to devices. Nothing here writes a ``licensing`` table (docs/DESIGN.md section 2)."""
 
 import re
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -24,7 +25,7 @@ def version_key(version: str) -> str:
     """A sortable key for an IGEL OS version: parts compare as numbers, so 11.01.110 > 11.01.100 and
     12.2.0 > 11.09.310. Raises ValueError for anything that is not dotted digits."""
     parts = (version or "").strip().split(".")
-    if not parts or not all(p.isdigit() for p in parts) or len(parts) > 6:
+    if not parts or not all(p.isascii() and p.isdigit() for p in parts) or len(parts) > 6:
         raise ValueError(f"firmware version {version!r} is not dotted digits")
     return ".".join(f"{int(p):05d}" for p in (parts + ["0"] * 4)[: max(4, len(parts))])
 
@@ -129,6 +130,10 @@ class DeploymentSettings(models.Model):
     sweep_minutes = models.PositiveIntegerField("Sweep every (minutes)", default=5)
     exchange_enabled = models.BooleanField("Enable automatic license exchange", default=False)
     exchange_days = models.PositiveIntegerField("Licenses are exchanged N days before expiration", default=7)
+    # The UMS limit for "few free licenses left" notifications (a pack with none left is its own one).
+    notify_free_below = models.PositiveIntegerField(
+        "Notify when free licenses of a pack fall below", default=10
+    )
     ums_id_fingerprint = models.CharField("UMS ID (SHA-256 fingerprint)", max_length=95, blank=True)
     ums_id_name = models.CharField("UMS ID name", max_length=200, blank=True)
     updated_at = models.DateTimeField(default=clock.now)
@@ -232,6 +237,19 @@ class DeviceLicense(models.Model):
     def __str__(self):
         return f"{self.service} {self.pack_id} -> {self.unit_id}"
 
+    GRACE_DAYS = 28  # IGEL OS 12 keeps working 28 days past expiry
+
+    def expiry_state(self, today, os_major: int, warn_days: int = 7) -> str:
+        """licensed, expiring (within ``warn_days``), grace (IGEL OS 12, up to 28 days after
+        expiry), or expired."""
+        if self.expires_at is None or self.expires_at > today + timedelta(days=warn_days):
+            return "licensed"
+        if self.expires_at >= today:
+            return "expiring"
+        if os_major >= 12 and today <= self.expires_at + timedelta(days=self.GRACE_DAYS):
+            return "grace"
+        return "expired"
+
 
 class WaitingReason(models.TextChoices):
     NO_FREE_LICENSE = "no_free_license", "No free license in any eligible pack"
@@ -292,6 +310,7 @@ class DeploymentEvent(models.Model):
         REMOVE = "remove", "License removed"
         EXCLUDE = "exclude", "ALD exclusion changed"
         DELETE_DEVICE = "delete_device", "Device deleted"
+        RECONCILE = "reconcile", "Reconciliation"
         SETTINGS = "settings", "Settings changed"
         REGISTER_PACK = "register_pack", "Pack registered"
         REFRESH_PACK = "refresh_pack", "Pack refreshed"
@@ -319,3 +338,106 @@ class DeploymentEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.unit_id or self.pack_id}"
+
+
+class Notification(models.Model):
+    """A notification the UMS raised (docs/DOMAIN.md 1.4, 2.6, 5.4): few free licenses left in a pack,
+    all licenses of a pack used, a pack expiring in 120, 60 or 7 days, devices waiting for a license.
+    Shown on the notifications page and mailed once to the administrators.
+
+    ``key`` names the condition (``pack-low:WE-1A2B3``, ``pack-expiry-60:WE-1A2B3:2027-03-01``,
+    ``waiting:<hash>``). While a condition holds its row is open (``resolved_at`` empty) and the
+    database keeps one open row per key, so checks running at once raise it once. When the condition
+    clears the row is resolved; if it comes back it is raised again."""
+
+    class Kind(models.TextChoices):
+        PACK_LOW = "pack_low", "Few free licenses left"
+        PACK_USED_UP = "pack_used_up", "All licenses used"
+        PACK_EXPIRY = "pack_expiry", "Pack expiring"
+        WAITING = "waiting", "Devices waiting for a license"
+
+    class Level(models.TextChoices):
+        INFO = "info", "Information"
+        WARNING = "warning", "Warning"
+
+    class MailStatus(models.TextChoices):
+        PENDING = "pending", "Not sent yet"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Sending failed"
+        NO_RECIPIENTS = "no_recipients", "No recipients"
+
+    key = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    level = models.CharField(max_length=10, choices=Level.choices)
+    pack_id = models.CharField("Pack ID", max_length=20, blank=True, db_index=True)
+    subject = models.CharField(max_length=200)
+    message = models.TextField()
+    # What the condition looked like when raised; for waiting devices, the (device, service) pairs
+    # and reasons, against which the next check decides whether the set grew.
+    snapshot = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField("Raised", default=clock.now, db_index=True)
+    resolved_at = models.DateTimeField("Cleared", null=True, blank=True)
+    mail_status = models.CharField(max_length=15, choices=MailStatus.choices, default=MailStatus.PENDING)
+    mail_attempts = models.PositiveSmallIntegerField(default=0)
+    # A worker that claimed the mail; a claim left by a worker that died lapses and is taken over.
+    mail_claimed_until = models.DateTimeField(null=True, blank=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+    mailed_to = models.TextField(blank=True)
+    mail_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(resolved_at__isnull=True), name="one_open_notification_per_key"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.subject}"
+
+    @property
+    def recipient_count(self) -> int:
+        return len([a for a in self.mailed_to.split(",") if a.strip()])
+
+
+class ReconciliationReport(models.Model):
+    """What a reconciliation found; the newest is shown on Licenses > Deployment."""
+
+    at = models.DateTimeField(default=clock.now, db_index=True)
+    counters_corrected = models.JSONField(default=dict)  # pack ID -> [was, is]
+    slots_without_license = models.JSONField(default=list)  # [pack ID, unit ID]
+    licenses_without_slot = models.JSONField(default=list)  # [pack ID, unit ID]
+    duplicates = models.JSONField(default=list)  # {unit_id, service, packs}
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"Reconciliation {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.counters_corrected
+            or self.slots_without_license
+            or self.licenses_without_slot
+            or self.duplicates
+        )
+
+    def summary(self) -> str:
+        if self.clean:
+            return "Reconciliation: counters, slots and device licenses agree."
+        parts = []
+        if self.counters_corrected:
+            parts.append(
+                "counters corrected: "
+                + ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in sorted(self.counters_corrected.items()))
+            )
+        if self.slots_without_license:
+            parts.append(f"{len(self.slots_without_license)} slot(s) without a device license")
+        if self.licenses_without_slot:
+            parts.append(f"{len(self.licenses_without_slot)} device license(s) without a slot")
+        if self.duplicates:
+            parts.append(f"{len(self.duplicates)} unit ID(s) holding slots in several packs of one service")
+        return "Reconciliation: " + "; ".join(parts) + "."

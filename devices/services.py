@@ -25,17 +25,23 @@ log = logging.getLogger(__name__)
 
 
 def ums_identity() -> DeploymentSettings:
-    """This installation's UMS ID: made once, on first use, and kept."""
+    """This installation's UMS ID: made once, on first use, and kept. Two processes starting at
+    once make one: the second waits for the first's row lock and finds the fingerprint set."""
     conf = DeploymentSettings.load()
-    if not conf.ums_id_fingerprint:
-        digest = hashlib.sha256(secrets.token_bytes(64)).hexdigest().upper()
-        conf.ums_id_fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
-        conf.ums_id_name = django_settings.PORTAL_UMS_NAME
-        conf.save(update_fields=["ums_id_fingerprint", "ums_id_name"])
+    if conf.ums_id_fingerprint:
+        return conf
+    with transaction.atomic():
+        conf = DeploymentSettings.objects.select_for_update().get(pk=conf.pk)
+        if not conf.ums_id_fingerprint:
+            digest = hashlib.sha256(secrets.token_bytes(64)).hexdigest().upper()
+            conf.ums_id_fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
+            conf.ums_id_name = django_settings.PORTAL_UMS_NAME
+            conf.save(update_fields=["ums_id_fingerprint", "ums_id_name"])
     return conf
 
 
-SETTING_FIELDS = ("ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days")
+SETTING_FIELDS = ("ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days", "notify_free_below")
+NOTIFY_FREE_BELOW_MAX = 100_000
 
 
 def update_deployment_settings(actor: str, **changes) -> list[str]:
@@ -51,6 +57,15 @@ def update_deployment_settings(actor: str, **changes) -> list[str]:
                 raise ValidationError(
                     {name: f"{name} must be a whole number from 1 to 10080, not {value!r}."}
                 )
+    if "notify_free_below" in changes:
+        value = changes["notify_free_below"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= NOTIFY_FREE_BELOW_MAX:
+            raise ValidationError(
+                {
+                    "notify_free_below": "notify_free_below must be a whole number from 0 to "
+                    f"{NOTIFY_FREE_BELOW_MAX}, not {value!r}."
+                }
+            )
     with transaction.atomic():
         conf = DeploymentSettings.objects.select_for_update().get(pk=DeploymentSettings.load().pk)
         made = []
@@ -109,7 +124,7 @@ def _apply_pack_info(rp: RegisteredPack, info) -> list[str]:
     return changed
 
 
-def refresh_registered_packs(actor: str = "ALD") -> dict:
+def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> dict:
     """Refresh pack information from the licensing service, as the UMS refresh button does: packs
     assigned to this UMS ID appear as registered packs with their default distribution method; known
     ones get their counts and dates. A pack that now offers more triggers a sweep at once."""
@@ -160,6 +175,6 @@ def refresh_registered_packs(actor: str = "ALD") -> dict:
         RegisteredPack.objects.bulk_create(created)
         RegisteredPack.objects.bulk_update(updated, [*PACK_INFO_FIELDS, "refreshed_at"])
         DeploymentEvent.objects.bulk_create(events)
-        if gained and conf.ald_enabled:
+        if gained and conf.ald_enabled and trigger_sweep:
             enqueue_sweep()
     return {"registered": [rp.pack_id for rp in created], "refreshed": [rp.pack_id for rp in updated]}

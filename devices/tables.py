@@ -1,12 +1,22 @@
 import django_tables2 as tables
 from django.utils.html import format_html, format_html_join
 
+from ald_portal.tables import PortalTable
+
 from .models import DeploymentEvent, Device, RegisteredPack
 
 
-class DeviceTable(tables.Table):
+class DeviceTable(PortalTable):
+    device = tables.CheckBoxColumn(
+        accessor="pk",
+        orderable=False,
+        attrs={
+            "th__input": {"aria-label": "Select all devices on this page"},
+            "td__input": {"aria-label": "Select this device"},
+        },
+    )
     # Every sort ends on the primary key, so pages never repeat or skip a row.
-    name = tables.Column(order_by=("name", "pk"))
+    name = tables.Column(order_by=("name", "pk"), linkify=("devices:device_detail", {"pk": tables.A("pk")}))
     unit_id = tables.Column(verbose_name="Unit ID", order_by=("unit_id",))
     mac = tables.Column(verbose_name="MAC", order_by=("mac", "pk"))
     directory = tables.Column(order_by=("directory__name", "pk"))
@@ -19,6 +29,7 @@ class DeviceTable(tables.Table):
     class Meta:
         model = Device
         fields = (
+            "device",
             "name",
             "unit_id",
             "mac",
@@ -61,7 +72,7 @@ class DeviceTable(tables.Table):
         )
 
 
-class RegisteredPackTable(tables.Table):
+class RegisteredPackTable(PortalTable):
     pack_id = tables.Column(verbose_name="Pack ID")
     utilization = tables.TemplateColumn(
         template_name="includes/utilization_cell.html",
@@ -103,7 +114,7 @@ class RegisteredPackTable(tables.Table):
         return ", ".join(names) if names else "—"
 
 
-class DeploymentEventTable(tables.Table):
+class DeploymentEventTable(PortalTable):
     class Meta:
         model = DeploymentEvent
         fields = ("at", "actor", "action", "outcome", "unit_id", "pack_id", "service", "message")

@@ -34,3 +34,17 @@ def enqueue_license_devices(device_ids):
 
 def enqueue_sweep():
     transaction.on_commit(lambda: async_task("devices.tasks.ald_sweep", **TASK_OPTIONS))
+
+
+def check_notifications():
+    """The scheduled notification check: packs low, used up or expiring, devices waiting."""
+    from .notifications import check_notifications as check
+
+    return check().as_dict()
+
+
+def reconcile_licenses():
+    """Scheduled reconciliation of pack counters, slots and device licenses."""
+    from .reconciliation import reconcile
+
+    return reconcile().summary()

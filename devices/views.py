@@ -2,16 +2,33 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect, render
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
+from ald_portal import clock
+
+from .device_licenses import clear_exclusion, delete_device, license_manually, remove_license
 from .filtersets import DeviceFilterSet
-from .forms import DeploymentSettingsForm
-from .models import DeploymentEvent, DeploymentSettings, RegisteredPack
+from .forms import DeploymentSettingsForm, LicenseManuallyForm
+from .ils import IlsUnavailable
+from .models import (
+    DeploymentEvent,
+    DeploymentSettings,
+    Device,
+    LicenseWait,
+    Notification,
+    ReconciliationReport,
+    RegisteredPack,
+)
+from .notifications import EXPIRY_WINDOWS
 from .queries import devices_with_license_state
-from .services import update_deployment_settings
+from .reconciliation import reconcile
+from .services import refresh_registered_packs, update_deployment_settings
 from .tables import DeploymentEventTable, DeviceTable, RegisteredPackTable
+from .tasks import enqueue_sweep
 
 
 class DeviceListView(LoginRequiredMixin, SingleTableMixin, FilterView):
@@ -24,6 +41,13 @@ class DeviceListView(LoginRequiredMixin, SingleTableMixin, FilterView):
     def get_queryset(self):
         return devices_with_license_state().order_by("name", "pk")
 
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["can_license"] = self.request.user.has_perm(CHANGE_DEVICE)
+        if context["can_license"]:
+            context["license_form"] = LicenseManuallyForm(packs=_registered_packs())
+        return context
+
 
 @login_required
 def deployment(request):
@@ -31,6 +55,10 @@ def deployment(request):
     if request.method == "POST":
         if not request.user.has_perm("devices.change_deploymentsettings"):
             raise PermissionDenied("Changing deployment settings needs the UMS administrator role.")
+        action = request.POST.get("action", "save")
+        if action != "save":
+            _deployment_action(request, action)
+            return redirect("devices:deployment")
         form = DeploymentSettingsForm(request.POST, instance=DeploymentSettings.load())
         if form.is_valid():
             try:
@@ -57,5 +85,164 @@ def deployment(request):
             "packs": packs,
             "events": events,
             "can_change": request.user.has_perm("devices.change_deploymentsettings"),
+            "reconciliation": ReconciliationReport.objects.order_by("-at", "-id").first(),
+            "waiting": LicenseWait.objects.values("service", "reason")
+            .annotate(n=Count("pk"))
+            .order_by("service"),
+        },
+    )
+
+
+def _deployment_action(request, action):
+    """The buttons of Licenses > Deployment: refresh packs, run ALD now, reconcile."""
+    actor = request.user.get_username()
+    try:
+        if action == "refresh":
+            result = refresh_registered_packs(actor=actor)
+            messages.success(
+                request,
+                f"Packs refreshed from the licensing service: {len(result['registered'])} newly registered, "
+                f"{len(result['refreshed'])} refreshed.",
+            )
+        elif action == "run_ald":
+            enqueue_sweep()
+            messages.success(request, "An ALD sweep is queued; the executed actions show what it does.")
+        elif action == "reconcile":
+            messages.success(request, reconcile(actor=actor).summary())
+        else:
+            messages.error(request, f"Unknown action {action!r}.")
+    except IlsUnavailable as exc:
+        messages.error(request, f"The licensing service cannot be reached: {exc}")
+
+
+# --- devices and their licenses, by hand ------------------------------------------------------------
+
+CHANGE_DEVICE = "devices.change_device"
+
+
+def _registered_packs():
+    return list(RegisteredPack.objects.filter(active=True).order_by("pack_id"))
+
+
+def _run_action(request, action, *args, **kwargs):
+    """Run a service for a page action: its message on success, its error (naming the field and
+    value) on refusal; never a 500 for a rule."""
+    try:
+        result = action(*args, actor=request.user.get_username(), **kwargs)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return None
+    return result
+
+
+@login_required
+def device_detail(request, pk):
+    device = get_object_or_404(Device.objects.select_related("directory", "firmware"), pk=pk)
+    if request.method == "POST":
+        if not request.user.has_perm(CHANGE_DEVICE):
+            raise PermissionDenied("Licensing devices by hand needs the UMS administrator role.")
+        action = request.POST.get("action")
+        if action == "license_manually":
+            form = LicenseManuallyForm(request.POST, packs=_registered_packs())
+            if form.is_valid():
+                result = _run_action(request, license_manually, [device.pk], form.cleaned_data["pack_id"])
+                if result is not None:
+                    messages.success(request, result.summary())
+            else:
+                messages.error(request, f"Pack: {form.errors['pack_id'][0]}")
+        elif action == "remove_license":
+            lic = _run_action(request, remove_license, _int(request.POST.get("license_id")))
+            if lic is not None:
+                messages.success(
+                    request,
+                    f"{lic.service} license from {lic.pack_id} removed; "
+                    "the device is excluded from ALD until you clear that.",
+                )
+        elif action == "clear_exclusion":
+            _run_action(request, clear_exclusion, device.pk)
+            messages.success(request, "ALD may license this device again; it is queued now.")
+        elif action == "delete_device":
+            freed = _run_action(
+                request, delete_device, device.pk, delete_licenses=bool(request.POST.get("delete_licenses"))
+            )
+            if freed is not None:
+                messages.success(request, f"Device {device.name} deleted ({freed} license slot(s) freed).")
+                return redirect("devices:device_list")
+        else:
+            messages.error(request, f"Unknown action {action!r}.")
+        return redirect("devices:device_detail", pk=device.pk)
+    today = clock.today()
+    conf = DeploymentSettings.load()
+    licenses = list(device.licenses.order_by("service", "-issued_at", "-pk"))
+    for lic in licenses:
+        lic.state = lic.expiry_state(today, device.firmware.os_major, conf.exchange_days)
+    return render(
+        request,
+        "devices/device_detail.html",
+        {
+            "device": device,
+            "current": [lic for lic in licenses if lic.status == "CURRENT"],
+            "history": licenses,
+            "waits": list(device.waits.order_by("service")),
+            "events": list(device.events.order_by("-at", "-id")[:50]),
+            "form": LicenseManuallyForm(packs=_registered_packs()),
+            "can_change": request.user.has_perm(CHANGE_DEVICE),
+            "today": today,
+        },
+    )
+
+
+@login_required
+def license_devices_manually(request):
+    """License manually... for the devices ticked on the device list, or every device matching the
+    list's filter (a directory with its subdirectories, a firmware, a license state...)."""
+    if request.method != "POST":
+        return redirect("devices:device_list")
+    if not request.user.has_perm(CHANGE_DEVICE):
+        raise PermissionDenied("Licensing devices by hand needs the UMS administrator role.")
+    form = LicenseManuallyForm(request.POST, packs=_registered_packs())
+    if not form.is_valid():
+        messages.error(request, f"Pack: {form.errors['pack_id'][0]}")
+        return redirect("devices:device_list")
+    if request.POST.get("scope") == "filter":
+        filterset = DeviceFilterSet(request.POST, queryset=devices_with_license_state())
+        ids = list(filterset.qs.values_list("pk", flat=True)) if filterset.is_valid() else []
+    else:
+        ids = [i for i in (_int(v) for v in request.POST.getlist("device")) if i is not None]
+    result = _run_action(request, license_manually, ids, form.cleaned_data["pack_id"])
+    if result is not None:
+        messages.success(request, result.summary())
+    return redirect("devices:device_list")
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@login_required
+def notifications(request):
+    """Notifications the UMS raised, newest first: everyone who may log in reads them."""
+    state, kind = request.GET.get("state", ""), request.GET.get("kind", "")
+    qs = Notification.objects.defer("snapshot").order_by("-created_at", "-pk")
+    if state == "open":
+        qs = qs.filter(resolved_at__isnull=True)
+    elif state == "cleared":
+        qs = qs.filter(resolved_at__isnull=False)
+    if kind in Notification.Kind.values:
+        qs = qs.filter(kind=kind)
+    return render(
+        request,
+        "devices/notifications.html",
+        {
+            "page": Paginator(qs, 50).get_page(request.GET.get("page")),
+            "state": state,
+            "kind": kind,
+            "kinds": Notification.Kind.choices,
+            "conf": DeploymentSettings.load(),
+            "windows": EXPIRY_WINDOWS,
         },
     )

@@ -344,3 +344,31 @@ def test_switching_exchange_off_ends_the_exchange_waits():
     run_cycle()
     assert not LicenseWait.objects.exists()
     assert DeviceLicense.objects.get(device=dev).pack_id == "WE-AAAAA"
+
+
+def test_a_sweep_sees_licenses_bought_since_the_last_refresh():
+    f.ald_on()
+    f.pack("WE-AAAAA", total=1)
+    f.register_all()
+    f.devices(3)
+    run_cycle()
+    assert LicenseWait.objects.count() == 2
+    ProductPack.objects.filter(pack_id="WE-AAAAA").update(total_licenses=3)  # bought 2 more, no refresh
+    run_cycle()
+    assert not LicenseWait.objects.exists()
+    assert RegisteredPack.objects.get(pack_id="WE-AAAAA").total == 3
+
+
+def test_devices_in_a_directory_in_the_recycle_bin_are_never_licensed():
+    f.ald_on()
+    f.pack("WE-AAAAA", total=10)
+    f.register_all()
+    site = f.directory("Old site")
+    sub = f.directory("Old department", parent=site)
+    inside = f.device(directory=sub)
+    kept = f.device()
+    site.moved_to_bin = True
+    site.save()
+    run_cycle()
+    assert set(DeviceLicense.objects.values_list("device_id", flat=True)) == {kept.pk}
+    assert not LicenseWait.objects.filter(device=inside).exists()

@@ -121,3 +121,14 @@ def test_database_refuses_a_second_active_slot_for_one_unit_in_one_pack():
     LicenseSlot.objects.create(pack=pack, unit_id=UNITS[0])
     with pytest.raises(IntegrityError), transaction.atomic():
         LicenseSlot.objects.create(pack=pack, unit_id=UNITS[0])
+
+
+def test_saving_a_pack_read_before_an_allocation_keeps_the_allocation():
+    """An import or an admin form holding an older copy of the pack must not write ``used`` back."""
+    f.pack("WE-AAAAA", total=5)
+    stale = ProductPack.objects.get(pack_id="WE-AAAAA")
+    request_licenses("WE-AAAAA", UNITS[:3], ums_fingerprint=fp())
+    stale.comment = "renewed order"
+    stale.save()
+    pack = ProductPack.objects.get(pack_id="WE-AAAAA")
+    assert (pack.used, pack.comment) == (3, "renewed order")

@@ -101,3 +101,14 @@ def test_registration_tasks_for_the_same_devices_run_concurrently(postgres):
     assert sum(ProductPack.objects.values_list("used", flat=True)) == 100
     assert LicenseSlot.objects.filter(released_at__isnull=True).count() == 100
     assert LicenseWait.objects.count() == 20
+
+
+def test_processes_starting_at_once_make_one_ums_id(postgres):
+    from devices.models import DeploymentSettings
+    from devices.services import ums_identity
+
+    DeploymentSettings.load()
+    seen = []
+    race(lambda: seen.append(ums_identity().ums_id_fingerprint), [()] * WORKERS)
+    assert len(seen) == WORKERS and len(set(seen)) == 1
+    assert DeploymentSettings.load().ums_id_fingerprint == seen[0]

@@ -1,5 +1,7 @@
 """License manually..., remove a license, delete a device with its licenses, clear an exclusion."""
 
+import datetime
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -155,3 +157,21 @@ def test_delete_device_with_licenses_frees_its_slots_and_without_keeps_them():
     )
     assert messages[0].endswith("deleted with its licenses (WE-DELET; 1 slot(s) freed)")
     assert messages[1].endswith("deleted; its licenses were kept")
+
+
+@pytest.mark.parametrize(
+    "expires, os_major, state",
+    [
+        (None, 12, "licensed"),
+        (datetime.date(2026, 12, 11), 12, "licensed"),  # 8 days left, warning from 7
+        (datetime.date(2026, 12, 10), 12, "expiring"),
+        (datetime.date(2026, 12, 3), 12, "expiring"),  # the last valid day
+        (datetime.date(2026, 12, 2), 12, "grace"),
+        (datetime.date(2026, 11, 5), 12, "grace"),  # 28 days after expiry: still in grace
+        (datetime.date(2026, 11, 4), 12, "expired"),
+        (datetime.date(2026, 12, 2), 11, "expired"),  # no grace period for IGEL OS 11
+    ],
+)
+def test_expiry_state_boundaries(expires, os_major, state):
+    lic = DeviceLicense(expires_at=expires)
+    assert lic.expiry_state(datetime.date(2026, 12, 3), os_major, warn_days=7) == state

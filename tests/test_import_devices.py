@@ -753,3 +753,104 @@ def test_a_folder_named_like_an_imi_file_is_passed_over_not_a_crash(tmp_path):
         "Imported directories: 12 new, 0 updated, 0 unchanged; firmwares: 8 new, 0 updated, 0 unchanged"
     )
     assert not Device.objects.exists()
+
+
+# --- hostile input: each is a clear record error, never a traceback, and nothing is written ---------
+
+
+def raw_devices_file(imi, text):
+    (imi / FILES["devices"]).write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("NaN", "NaN is not a JSON number"),
+        ("1e400", "number 1e400 is out of range"),
+        ("Infinity", "Infinity"),
+    ],
+)
+def test_non_finite_numbers_are_refused(imi, value, message):
+    text = (
+        (imi / FILES["devices"])
+        .read_text(encoding="utf-8")
+        .replace('"cpuSpeed": 2400', f'"cpuSpeed": {value}', 1)
+    )
+    raw_devices_file(imi, text)
+    error, lines = rejected(imi)
+    assert "not valid JSON" in lines[0] and message in lines[0]
+    assert snapshot() == EMPTY
+
+
+def test_json_nested_too_deeply_is_refused(imi):
+    raw_devices_file(imi, "[" * 100_000 + "]" * 100_000)
+    error, lines = rejected(imi)
+    assert lines[0].endswith("not valid JSON: nested too deeply") or "not valid JSON" in lines[0]
+    assert snapshot() == EMPTY
+
+
+@pytest.mark.parametrize("field, value", [("name", "ITC\x00X"), ("comment", "\ud800"), ("site", "a\x00")])
+def test_nul_and_lone_surrogates_are_refused_by_field(imi, field, value):
+    edit(imi, "devices", 3, **{field: value})
+    error, lines = rejected(imi)
+    assert lines == [
+        f"{FILES['devices']}[3] {field}='...': contains a NUL character or an invalid Unicode surrogate"
+    ]
+    assert snapshot() == EMPTY
+
+
+@pytest.mark.parametrize("field, value", [("id", "²"), ("parentID", "١٠٥"), ("firmwareID", "１１")])
+def test_non_ascii_digits_are_not_ids(imi, field, value):
+    edit(imi, "devices", 0, **{field: value})
+    error, lines = rejected(imi)
+    assert len(lines) == 1 and lines[0].startswith(f"{FILES['devices']}[0] {field}={value!r}")
+    assert snapshot() == EMPTY
+
+
+def test_a_fullwidth_letter_is_not_a_hex_digit(imi):
+    edit(imi, "devices", 0, mac="00E0C5C123ﬀ")
+    error, lines = rejected(imi)
+    assert lines == [f"{FILES['devices']}[0] mac='00E0C5C123ﬀ': not a MAC address (12 hexadecimal digits)"]
+
+
+@pytest.mark.parametrize(
+    "field, value", [("registrationDate", "01.01.0001 00:30:00"), ("lastBoottime", "0001-01-01 00:10")]
+)
+def test_dates_before_1970_are_refused(imi, field, value):
+    edit(imi, "devices", 0, **{field: value})
+    error, lines = rejected(imi)
+    assert len(lines) == 1 and lines[0].startswith(f"{FILES['devices']}[0] {field}={value!r}:")
+    assert snapshot() == EMPTY
+
+
+def test_a_blank_name_is_missing(imi):
+    edit(imi, "devices", 0, name="   ")
+    error, lines = rejected(imi)
+    assert lines == [f"{FILES['devices']}[0] name='   ': missing"]
+
+
+def test_a_huge_bad_value_is_shortened_in_the_error(imi):
+    edit(imi, "devices", 0, mac="X" * 1_000_000)
+    error, lines = rejected(imi)
+    assert len(lines[0]) < 400 and "(1000002 characters)" in lines[0]
+
+
+def test_the_unit_id_of_a_licensed_device_cannot_change(imi):
+    from devices.engine import run_cycle
+    from devices.models import DeviceLicense
+    from tests import factories as f
+
+    run(imi)
+    f.ald_on()
+    f.pack("WE-AAAAA", total=500)
+    f.register_all()
+    run_cycle()
+    assert DeviceLicense.objects.filter(device_id=1000).exists()
+    before = snapshot()
+    edit(imi, "devices", 0, unitID="00E0C5BBBB01")
+    error, lines = rejected(imi)
+    assert lines == [
+        f"{FILES['devices']}[0] unitID='00E0C5BBBB01': device 1000 holds licenses bound to unit ID "
+        "00E0C5C123B1; remove them before changing it"
+    ]
+    assert snapshot() == before

@@ -29,20 +29,21 @@ def sweep_queries(n_devices, settings):
 @pytest.mark.parametrize("n", [20, 600])
 def test_a_sweep_costs_a_few_dozen_queries_and_an_idle_sweep_a_handful(n, settings):
     busy, idle = sweep_queries(n, settings)
-    assert busy <= 60, busy
-    assert idle <= 8, idle
+    assert busy <= 80, busy
+    assert idle <= 20, idle  # refresh from the licensing service, then one check per service
 
 
 def test_thirty_times_the_devices_cost_only_the_bulk_insert_chunks(settings):
     few = sweep_queries(20, settings)
     DeviceLicense.objects.all().delete()
     from devices.models import Device, LicenseWait, RegisteredPack
-    from licensing.models import LicenseSlot, ProductPack
+    from licensing.models import LicenseSlot, PackSizeChange, ProductPack
 
     LicenseWait.objects.all().delete()
     Device.objects.all().delete()
     LicenseSlot.objects.all().delete()
     RegisteredPack.objects.all().delete()
+    PackSizeChange.objects.all().delete()
     ProductPack.objects.all().delete()
     many = sweep_queries(600, settings)
     # The only growth is bulk INSERTs split by the database's parameter limit (SQLite: 999 per
@@ -60,4 +61,4 @@ def test_batches_cost_a_bounded_number_of_queries_each(settings):
     with CaptureQueriesContext(connection) as ctx:
         run_cycle()
     assert DeviceLicense.objects.count() == 500
-    assert len(ctx.captured_queries) <= 5 * 25, len(ctx.captured_queries)  # 5 batches
+    assert len(ctx.captured_queries) <= 20 + 5 * 30, len(ctx.captured_queries)  # 5 batches

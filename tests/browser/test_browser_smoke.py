@@ -117,7 +117,7 @@ def test_admin_walks_through_the_first_pages(live_server, browser, demo):
     assert page.locator("p.muted", has_text="device(s)").inner_text() == f"{waiting} device(s)"
     rows = page.locator(".scroll table tbody tr")
     assert rows.count() == waiting
-    states = rows.locator("td:nth-child(8)").all_inner_texts()
+    states = rows.locator("td:nth-child(9)").all_inner_texts()  # after the checkbox column
     assert all(s.startswith("Waiting") for s in states), states
     shot(page, "03-devices-waiting")
 

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from devices.models import DeploymentSettings, Device
-from devices.schedules import ensure_sweep_schedule
+from devices.schedules import ensure_all
 from licensing.models import ProductPack
 
 
@@ -23,8 +23,8 @@ class Command(BaseCommand):
         if not no_demo and not Device.objects.exists() and not ProductPack.objects.exists():
             self.stdout.write("Empty database: loading the demo data.")
             call_command("seed_demo", stdout=self.stdout)
-        schedule, _ = ensure_sweep_schedule(DeploymentSettings.load().sweep_minutes)
-        self.stdout.write(f"Schedule {schedule.name!r}: every {schedule.minutes} minute(s).")
+        for schedule, _ in ensure_all(DeploymentSettings.load().sweep_minutes):
+            self.stdout.write(f"Schedule {schedule.name!r}: every {schedule.minutes} minute(s).")
         User = get_user_model()
         password_file = settings.VAR_DIR / "admin-password.txt"
         if not User.objects.filter(is_superuser=True).exists():

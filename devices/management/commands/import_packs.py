@@ -1,3 +1,4 @@
+# Lives on the UMS side: with --assign it registers the packs in the UMS, and licensing never imports devices.
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
