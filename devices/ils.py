@@ -34,6 +34,9 @@ class InProcessLicensingClient:
     def reconcile_counters(self) -> dict[str, tuple[int, int]]:
         return ils.reconcile_pack_counters()
 
+    def merged_packs(self) -> dict[str, str]:
+        return ils.merged_pack_map()
+
 
 def get_client(ums_fingerprint: str):
     if settings.ILS_URL:

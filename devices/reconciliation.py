@@ -21,9 +21,15 @@ def reconcile(actor: str = "ALD") -> ReconciliationReport:
     client = get_client(conf.ums_id_fingerprint)
     counters = client.reconcile_counters()
     slots = set(client.slots())
-    licensed = set(
-        DeviceLicense.objects.exclude(status=LicenseStatus.REVOKED).values_list("pack_id", "unit_id")
-    )
+    # A license names the pack it came from; after a merge in the License Portal its slot lives on
+    # in the pack it was merged into.
+    merged = client.merged_packs()
+    licensed = {
+        (merged.get(pack_id, pack_id), unit_id)
+        for pack_id, unit_id in DeviceLicense.objects.exclude(status=LicenseStatus.REVOKED).values_list(
+            "pack_id", "unit_id"
+        )
+    }
     service_of = dict(RegisteredPack.objects.values_list("pack_id", "service"))
     held = defaultdict(set)
     for pack_id, unit_id in slots:

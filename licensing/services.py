@@ -614,3 +614,18 @@ def active_slots(ums_fingerprint: str) -> list[tuple[str, str]]:
         .order_by("pack__pack_id", "unit_id")
         .values_list("pack__pack_id", "unit_id")
     )
+
+
+def merged_pack_map() -> dict[str, str]:
+    """{pack ID: the pack it was merged into, following merges of merges}: slots moved there."""
+    direct = dict(
+        ProductPack.objects.filter(merged_into__isnull=False).values_list("pack_id", "merged_into__pack_id")
+    )
+    resolved = {}
+    for pack_id in direct:
+        target, seen = direct[pack_id], {pack_id}
+        while target in direct and target not in seen:
+            seen.add(target)
+            target = direct[target]
+        resolved[pack_id] = target
+    return resolved

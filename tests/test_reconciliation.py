@@ -1,5 +1,7 @@
 """Reconciliation recomputes pack counters from slots and reports where the two sides disagree."""
 
+import datetime
+
 import pytest
 
 from devices.device_licenses import delete_device
@@ -57,8 +59,6 @@ def test_slots_without_licenses_and_licenses_without_slots_and_duplicates_are_re
 
 
 def test_an_exchange_in_progress_is_not_a_duplicate():
-    import datetime
-
     f.ald_on(exchange_enabled=True, exchange_days=7)
     f.pack("WE-SOONX", total=5, expiry=datetime.date(2026, 12, 6))
     f.pack("WE-LATER", total=5, expiry=datetime.date(2027, 12, 1))
@@ -72,3 +72,18 @@ def test_an_exchange_in_progress_is_not_a_duplicate():
     run_cycle()
     assert DeviceLicense.objects.count() == 2
     assert reconcile().clean
+
+
+def test_licenses_of_a_merged_pack_match_the_slots_in_the_pack_it_was_merged_into():
+    from licensing.services import merge_packs
+
+    f.ald_on()
+    f.pack("WE-AAAAA", total=2, expiry=datetime.date(2027, 12, 1), subscription_key=None)
+    f.pack("WE-BBBBB", total=5, expiry=datetime.date(2027, 12, 1), subscription_key=None)
+    f.register_all()
+    f.devices(4)
+    run_cycle()
+    assert set(DeviceLicense.objects.values_list("pack_id", flat=True)) == {"WE-AAAAA", "WE-BBBBB"}
+    merge_packs("WE-BBBBB", ["WE-AAAAA"], actor="alice")
+    report = reconcile()
+    assert report.clean, report.summary()
