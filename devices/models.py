@@ -311,6 +311,7 @@ class DeploymentEvent(models.Model):
         EXCLUDE = "exclude", "ALD exclusion changed"
         DELETE_DEVICE = "delete_device", "Device deleted"
         RECONCILE = "reconcile", "Reconciliation"
+        PACK_ACTIVE = "pack_active", "Pack activated or deactivated"
         SETTINGS = "settings", "Settings changed"
         REGISTER_PACK = "register_pack", "Pack registered"
         REFRESH_PACK = "refresh_pack", "Pack refreshed"

@@ -178,3 +178,22 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
         if gained and conf.ald_enabled and trigger_sweep:
             enqueue_sweep()
     return {"registered": [rp.pack_id for rp in created], "refreshed": [rp.pack_id for rp in updated]}
+
+
+def set_pack_active(pack_id: str, active: bool, actor: str) -> bool:
+    """Deactivate a registered pack (kept, but never used for deployment) or activate it again.
+    Returns False when it already was so. Activating queues a sweep, as new free licenses do."""
+    with transaction.atomic():
+        changed = RegisteredPack.objects.filter(pack_id=pack_id).exclude(active=active).update(active=active)
+        if not RegisteredPack.objects.filter(pack_id=pack_id).exists():
+            raise ValidationError({"pack_id": f"Pack {pack_id!r} is not registered in this UMS."})
+        if changed:
+            DeploymentEvent.objects.create(
+                actor=actor,
+                action=DeploymentEvent.Action.PACK_ACTIVE,
+                pack_id=pack_id,
+                message=f"Pack {pack_id} {'activated' if active else 'deactivated'}",
+            )
+            if active and DeploymentSettings.load().ald_enabled:
+                enqueue_sweep()
+    return bool(changed)

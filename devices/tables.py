@@ -84,6 +84,9 @@ class RegisteredPackTable(PortalTable):
     expiry_date = tables.DateColumn(verbose_name="Expiry", default="perpetual")
     conditions = tables.Column(verbose_name="Conditions", empty_values=(), orderable=False)
     active = tables.BooleanColumn()
+    toggle = tables.TemplateColumn(
+        template_name="devices/pack_toggle_cell.html", verbose_name="", orderable=False, empty_values=()
+    )
 
     class Meta:
         model = RegisteredPack
@@ -102,6 +105,7 @@ class RegisteredPackTable(PortalTable):
             "active",
             "registered_at",
             "comment",
+            "toggle",
         )
         attrs = {"class": "table"}
         orderable = False

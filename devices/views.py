@@ -26,7 +26,7 @@ from .models import (
 from .notifications import EXPIRY_WINDOWS
 from .queries import devices_with_license_state
 from .reconciliation import reconcile
-from .services import refresh_registered_packs, update_deployment_settings
+from .services import refresh_registered_packs, set_pack_active, update_deployment_settings
 from .tables import DeploymentEventTable, DeviceTable, RegisteredPackTable
 from .tasks import enqueue_sweep
 
@@ -73,6 +73,7 @@ def deployment(request):
                 return redirect("devices:deployment")
     else:
         form = DeploymentSettingsForm(instance=conf)
+    # the Activate/Deactivate cell reads ``can_change`` from this page's context
     packs = RegisteredPackTable(RegisteredPack.objects.prefetch_related("condition_directories"))
     events = DeploymentEventTable(DeploymentEvent.objects.order_by("-at", "-id"))
     RequestConfig(request, paginate={"per_page": 25}).configure(events)
@@ -109,10 +110,19 @@ def _deployment_action(request, action):
             messages.success(request, "An ALD sweep is queued; the executed actions show what it does.")
         elif action == "reconcile":
             messages.success(request, reconcile(actor=actor).summary())
+        elif action in ("activate", "deactivate"):
+            pack_id = request.POST.get("pack_id", "")
+            done = set_pack_active(pack_id, action == "activate", actor=actor)
+            messages.success(
+                request, f"Pack {pack_id} {action}d." if done else f"Pack {pack_id} was already {action}d."
+            )
         else:
             messages.error(request, f"Unknown action {action!r}.")
     except IlsUnavailable as exc:
         messages.error(request, f"The licensing service cannot be reached: {exc}")
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
 
 
 # --- devices and their licenses, by hand ------------------------------------------------------------

@@ -166,3 +166,30 @@ def test_device_page_queries_do_not_grow_with_its_licenses(reader, licensed_devi
         for _ in range(60)
     )
     assert count() == few
+
+
+def test_deactivate_and_activate_a_registered_pack_from_the_deployment_page(ums_admin, licensed_device):
+    from devices.models import RegisteredPack
+
+    html = ums_admin.get("/ums/deployment/").content.decode()
+    assert 'aria-label="Deactivate WE-AAAAA"' in html
+    response = ums_admin.post("/ums/deployment/", {"action": "deactivate", "pack_id": "WE-AAAAA"}, follow=True)
+    assert "Pack WE-AAAAA deactivated." in response.content.decode()
+    assert RegisteredPack.objects.get(pack_id="WE-AAAAA").active is False
+    new = f.device(name="ITC-PAGE-2")
+    run_cycle()
+    assert not DeviceLicense.objects.filter(device=new).exists()  # a deactivated pack is never used
+    ums_admin.post("/ums/deployment/", {"action": "activate", "pack_id": "WE-AAAAA"})
+    run_cycle()
+    assert DeviceLicense.objects.get(device=new).pack_id == "WE-AAAAA"
+    assert DeploymentEvent.objects.filter(action="pack_active", actor="umsadmin").count() == 2
+    html = ums_admin.post("/ums/deployment/", {"action": "activate", "pack_id": "WE-NOPE1"}, follow=True)
+    assert "Pack &#x27;WE-NOPE1&#x27; is not registered in this UMS." in html.content.decode()
+
+
+def test_reader_sees_no_pack_buttons_and_cannot_deactivate(reader, licensed_device):
+    from devices.models import RegisteredPack
+
+    assert "Deactivate WE-AAAAA" not in reader.get("/ums/deployment/").content.decode()
+    assert reader.post("/ums/deployment/", {"action": "deactivate", "pack_id": "WE-AAAAA"}).status_code == 403
+    assert RegisteredPack.objects.get(pack_id="WE-AAAAA").active is True
