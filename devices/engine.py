@@ -170,7 +170,10 @@ class Planner:
                 return None, WaitingReason.NO_LATER_PACK
         with_free = [s for s in usable if s.free > 0]
         if not with_free:
-            return None, WaitingReason.NO_FREE_LICENSE
+            # a device that still holds a valid license waits for an exchange, not for a license
+            return None, WaitingReason.NO_LATER_PACK if c.holds_valid_license(
+                self.today
+            ) else WaitingReason.NO_FREE_LICENSE
         return min(with_free, key=lambda s: s.order_key), None
 
     def is_renewal(self, c: Candidate, state: PackState) -> bool:

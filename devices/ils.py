@@ -28,8 +28,8 @@ class InProcessLicensingClient:
     def release(self, pack_id: str, unit_id: str) -> bool:
         return ils.release_license(pack_id, unit_id)
 
-    def slots(self) -> list[tuple[str, str]]:
-        return ils.active_slots(self.ums_fingerprint)
+    def slots(self, pack_ids=None) -> list[tuple[str, str]]:
+        return ils.active_slots(self.ums_fingerprint, pack_ids)
 
     def reconcile_counters(self) -> dict[str, tuple[int, int]]:
         return ils.reconcile_pack_counters()

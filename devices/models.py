@@ -254,7 +254,7 @@ class DeviceLicense(models.Model):
 class WaitingReason(models.TextChoices):
     NO_FREE_LICENSE = "no_free_license", "No free license in any eligible pack"
     NO_ELIGIBLE_PACK = "no_eligible_pack", "No eligible pack"
-    NO_LATER_PACK = "no_later_pack", "No eligible pack with a later expiry to exchange to"
+    NO_LATER_PACK = "no_later_pack", "No pack with a later expiry and a free license to exchange to"
     OS_TOO_OLD = "os_too_old", "IGEL OS version too old for this license type"
     ILS_UNREACHABLE = "ils_unreachable", "Licensing service unreachable"
 

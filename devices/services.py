@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
 
 from ald_portal import clock
 
@@ -15,6 +16,9 @@ from .ils import get_client
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
+    Device,
+    DeviceLicense,
+    LicenseStatus,
     RegisteredPack,
     default_distribution_method,
 )
@@ -129,12 +133,15 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
     assigned to this UMS ID appear as registered packs with their default distribution method; known
     ones get their counts and dates. A pack that now offers more triggers a sweep at once."""
     conf = ums_identity()
-    infos = get_client(conf.ums_id_fingerprint).refresh_packs()
+    client = get_client(conf.ums_id_fingerprint)
+    infos = client.refresh_packs()
     now = clock.now()
     known = {rp.pack_id: rp for rp in RegisteredPack.objects.filter(pack_id__in=[i.pack_id for i in infos])}
     created, updated, events, gained = [], [], [], False
     for offset, info in enumerate(infos):
         rp = known.get(info.pack_id)
+        if rp is None and info.status == "MERGED":
+            continue  # a pack merged away before this UMS knew it has nothing to register
         if rp is None:
             rp = RegisteredPack(
                 pack_id=info.pack_id,
@@ -174,10 +181,78 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
     with transaction.atomic():
         RegisteredPack.objects.bulk_create(created)
         RegisteredPack.objects.bulk_update(updated, [*PACK_INFO_FIELDS, "refreshed_at"])
+        events += _follow_license_portal(client, infos, actor, now)
         DeploymentEvent.objects.bulk_create(events)
         if gained and conf.ald_enabled and trigger_sweep:
             enqueue_sweep()
     return {"registered": [rp.pack_id for rp in created], "refreshed": [rp.pack_id for rp in updated]}
+
+
+def _follow_license_portal(client, infos, actor, now) -> list[DeploymentEvent]:
+    """What the License Portal did to licenses this UMS deployed: a merge moved their slots into
+    another pack; a "Remove hardware" freed a slot while the device still holds the license. The
+    first moves the licenses along; the second revokes the license and keeps the device out of ALD
+    until an administrator clears that (it was removed by hand, on purpose)."""
+    events = []
+    for source, target in client.merged_packs().items():
+        moved = (
+            DeviceLicense.objects.filter(pack_id=source)
+            .exclude(status=LicenseStatus.REVOKED)
+            .update(pack_id=target)
+        )
+        if moved:
+            events.append(
+                DeploymentEvent(
+                    at=now,
+                    actor=actor,
+                    action=DeploymentEvent.Action.REFRESH_PACK,
+                    pack_id=target,
+                    message=f"{moved} license(s) of {source} now belong to {target} (merged in the License Portal)",
+                )
+            )
+    # A pack whose used count is below the licenses this UMS holds from it lost slots.
+    held = dict(
+        DeviceLicense.objects.exclude(status=LicenseStatus.REVOKED)
+        .values("pack_id")
+        .annotate(n=Count("unit_id", distinct=True))
+        .values_list("pack_id", "n")
+    )
+    shrunk = [i.pack_id for i in infos if i.used < held.get(i.pack_id, 0)]
+    if not shrunk:
+        return events
+    slots = set(client.slots(shrunk))
+    lost = [
+        row
+        for row in DeviceLicense.objects.filter(pack_id__in=shrunk)
+        .exclude(status=LicenseStatus.REVOKED)
+        .values_list("pk", "device_id", "unit_id", "pack_id", "service")
+        if (row[3], row[2]) not in slots
+    ]
+    if not lost:
+        return events
+    DeviceLicense.objects.filter(pk__in=[r[0] for r in lost]).update(
+        status=LicenseStatus.REVOKED, revoked_at=now
+    )
+    reasons = {}
+    for _, device_id, unit_id, pack_id, service in lost:
+        reason = f"hardware {unit_id} removed from {pack_id} in the License Portal on {now:%Y-%m-%d}"
+        if device_id not in reasons:
+            reasons[device_id] = reason
+            events.append(
+                DeploymentEvent(
+                    at=now,
+                    actor=actor,
+                    action=DeploymentEvent.Action.REMOVE,
+                    device_id=device_id,
+                    unit_id=unit_id,
+                    pack_id=pack_id,
+                    service=service,
+                    message=f"{service} license revoked: {reason}; device excluded from ALD",
+                )
+            )
+    for device_id, reason in reasons.items():
+        Device.objects.filter(pk=device_id).update(ald_excluded=True, ald_excluded_reason=reason[:300])
+    return events
 
 
 def set_pack_active(pack_id: str, active: bool, actor: str) -> bool:

@@ -57,6 +57,10 @@ class DeviceTable(PortalTable):
             return format_html('{} <small class="muted">{}</small>', badge, reasons)
         if record.moved_to_bin:
             return format_html('{} <small class="muted">in recycle bin</small>', badge)
+        if record.ald_excluded:
+            return format_html(
+                '{} <small class="muted">excluded from ALD: {}</small>', badge, record.ald_excluded_reason
+            )
         return badge
 
     def render_licenses(self, record):

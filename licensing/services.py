@@ -303,18 +303,18 @@ def split_pack(pack_id: str, *, mode: str = SplitMode.COUNT, count=None, actor: 
             n = free
         else:
             n = count
-            if n > total - 1:
-                raise ValidationError(
-                    {
-                        "count": f"Number of slots {n} would leave {pack_id} with {max(total - n, 0)} "
-                        f"licenses; a pack keeps at least 1, so at most {max(total - 1, 0)} can be split off."
-                    }
-                )
             if n > free:
                 raise ValidationError(
                     {
                         "count": f"Number of slots {n} is more than the {free} free licenses of {pack_id}; "
                         "only free licenses move in a split (bound ones stay with their devices)."
+                    }
+                )
+            if n > total - 1:
+                raise ValidationError(
+                    {
+                        "count": f"Number of slots {n} would leave {pack_id} with {max(total - n, 0)} "
+                        f"licenses; a pack keeps at least 1, so at most {min(free, total - 1)} can be split off."
                     }
                 )
         # Under the row lock this cannot miss; the condition keeps invariant 1 in the database anyway.
@@ -607,13 +607,13 @@ def reconcile_pack_counters() -> dict[str, tuple[int, int]]:
     return drift
 
 
-def active_slots(ums_fingerprint: str) -> list[tuple[str, str]]:
-    """(pack ID, unit ID) of every active slot in the packs assigned to a UMS ID."""
-    return list(
-        LicenseSlot.objects.filter(released_at__isnull=True, pack__assigned_ums__fingerprint=ums_fingerprint)
-        .order_by("pack__pack_id", "unit_id")
-        .values_list("pack__pack_id", "unit_id")
-    )
+def active_slots(ums_fingerprint: str, pack_ids=None) -> list[tuple[str, str]]:
+    """(pack ID, unit ID) of every active slot in the packs assigned to a UMS ID (or in ``pack_ids``
+    of them)."""
+    qs = LicenseSlot.objects.filter(released_at__isnull=True, pack__assigned_ums__fingerprint=ums_fingerprint)
+    if pack_ids is not None:
+        qs = qs.filter(pack__pack_id__in=list(pack_ids))
+    return list(qs.order_by("pack__pack_id", "unit_id").values_list("pack__pack_id", "unit_id"))
 
 
 def merged_pack_map() -> dict[str, str]:

@@ -128,11 +128,11 @@ def test_the_demo_pack_expiring_soon_is_exchanged_where_licenses_allow():
     assert DeviceLicense.objects.filter(pack_id="WE-BRFVW", status="CURRENT").count() == 24
     call_command("ald_settings", "--exchange", stdout=io.StringIO())
     run_cycle()
-    # the later packs NT6ZM and JTWXX are full, DEMO has no conditions: no free license to move to
-    assert LicenseWait.objects.filter(service="WE", reason="no_free_license").count() == 24
+    # the later packs NT6ZM and JTWXX are full, DEMO has no conditions: nothing to exchange to
+    assert LicenseWait.objects.filter(service="WE", reason="no_later_pack").count() == 24
     ProductPack.objects.filter(pack_id="WE-JTWXX").update(total_licenses=110)  # 30 more bought
     refresh_registered_packs()
     run_cycle()
     assert DeviceLicense.objects.filter(pack_id="WE-JTWXX", source="EXCHANGE", status="CURRENT").count() == 24
     assert DeviceLicense.objects.filter(pack_id="WE-BRFVW", status="SUPERSEDED").count() == 24
-    assert not LicenseWait.objects.filter(service="WE", reason="no_free_license").exists()
+    assert not LicenseWait.objects.filter(service="WE", reason="no_later_pack").exists()

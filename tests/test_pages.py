@@ -691,5 +691,5 @@ def test_a_device_with_a_pending_exchange_is_shown_licensed_with_the_reason(clie
     client.login(username="reader", password="pw-reader-1")
     html = client.get("/ums/devices/?license_state=licensed").content.decode()
     assert "EXCH-0001" in html
-    assert "WE: exchange pending, No eligible pack with a later expiry to exchange to" in html
+    assert "WE: exchange pending, No pack with a later expiry and a free license to exchange to" in html
     assert "EXCH-0001" not in client.get("/ums/devices/?license_state=waiting").content.decode()
