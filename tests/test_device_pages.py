@@ -173,7 +173,9 @@ def test_deactivate_and_activate_a_registered_pack_from_the_deployment_page(ums_
 
     html = ums_admin.get("/ums/deployment/").content.decode()
     assert 'aria-label="Deactivate WE-AAAAA"' in html
-    response = ums_admin.post("/ums/deployment/", {"action": "deactivate", "pack_id": "WE-AAAAA"}, follow=True)
+    response = ums_admin.post(
+        "/ums/deployment/", {"action": "deactivate", "pack_id": "WE-AAAAA"}, follow=True
+    )
     assert "Pack WE-AAAAA deactivated." in response.content.decode()
     assert RegisteredPack.objects.get(pack_id="WE-AAAAA").active is False
     new = f.device(name="ITC-PAGE-2")
