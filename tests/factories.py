@@ -136,3 +136,20 @@ def ald_on(**changes):
         setattr(conf, k, v)
     conf.save()
     return conf
+
+
+def exchanged_device(exchange_days=7):
+    """A device licensed from WE-SOONX (expires 2026-12-06), then, with automatic exchange on and
+    WE-LATER (2027-12-01) available, exchanged to WE-LATER; the old license stays, superseded."""
+    from devices.engine import run_cycle
+
+    ald_on(exchange_enabled=True, exchange_days=exchange_days)
+    pack("WE-SOONX", total=5, expiry=datetime.date(2026, 12, 6))
+    pack("WE-LATER", total=5, expiry=datetime.date(2027, 12, 1))
+    register_all()
+    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=False)
+    dev = device()
+    run_cycle()
+    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=True)
+    run_cycle()
+    return dev

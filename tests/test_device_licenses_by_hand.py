@@ -122,17 +122,7 @@ def test_removed_license_frees_the_slot_and_the_next_sweep_does_not_relicense_un
 
 
 def test_removing_an_exchanged_license_falls_back_to_the_older_valid_one():
-    import datetime
-
-    f.ald_on(exchange_enabled=True, exchange_days=7)
-    f.pack("WE-SOONX", total=5, expiry=datetime.date(2026, 12, 6))
-    f.pack("WE-LATER", total=5, expiry=datetime.date(2027, 12, 1))
-    f.register_all()
-    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=False)
-    dev = f.device()
-    run_cycle()
-    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=True)
-    run_cycle()
+    dev = f.exchanged_device()
     newer = DeviceLicense.objects.get(device=dev, status="CURRENT")
     assert newer.pack_id == "WE-LATER"
     remove_license(newer.pk, actor="alice")

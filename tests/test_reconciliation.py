@@ -59,17 +59,7 @@ def test_slots_without_licenses_and_licenses_without_slots_and_duplicates_are_re
 
 
 def test_an_exchange_in_progress_is_not_a_duplicate():
-    f.ald_on(exchange_enabled=True, exchange_days=7)
-    f.pack("WE-SOONX", total=5, expiry=datetime.date(2026, 12, 6))
-    f.pack("WE-LATER", total=5, expiry=datetime.date(2027, 12, 1))
-    f.register_all()
-    from devices.models import RegisteredPack
-
-    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=False)
-    f.device()
-    run_cycle()
-    RegisteredPack.objects.filter(pack_id="WE-LATER").update(active=True)
-    run_cycle()
+    f.exchanged_device()
     assert DeviceLicense.objects.count() == 2
     assert reconcile().clean
 
