@@ -9,6 +9,7 @@ from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
 from ald_portal import clock
+from ald_portal.exports import ExportMixin
 
 from .device_licenses import clear_exclusion, delete_device, license_manually, remove_license
 from .filtersets import DeviceFilterSet
@@ -31,7 +32,8 @@ from .tables import DeploymentEventTable, DeviceTable, RegisteredPackTable
 from .tasks import enqueue_sweep
 
 
-class DeviceListView(LoginRequiredMixin, SingleTableMixin, FilterView):
+class DeviceListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    export_basename = "devices"
     filterset_class = DeviceFilterSet
     table_class = DeviceTable
     template_name = "devices/device_list.html"

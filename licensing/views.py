@@ -9,6 +9,8 @@ from django.views.decorators.http import require_POST
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
+from ald_portal.exports import ExportMixin
+
 from . import services
 from .contract import LicenseServiceError
 from .filtersets import PackFilterSet
@@ -36,7 +38,8 @@ def dashboard(request):
     )
 
 
-class PackListView(LoginRequiredMixin, SingleTableMixin, FilterView):
+class PackListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    export_basename = "packs"
     filterset_class = PackFilterSet
     table_class = PackTable
     template_name = "licensing/pack_list.html"

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -30,6 +31,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop_signal)
         signal.signal(signal.SIGHUP, stop_signal)
         self.stdout.write(f"ALD Portal on http://{addr}/ with the queue worker. Ctrl-C stops both.")
+        password_file = settings.VAR_DIR / "admin-password.txt"
+        if password_file.exists():
+            self.stdout.write(f"Log in as admin; the password is in {password_file}.")
         forward = False
         try:
             while all(p.poll() is None for p in procs.values()):
