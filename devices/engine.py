@@ -283,7 +283,7 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
             report.packs[s.pack.pack_id] = {"total": s.total, "used": s.used, "free": s.free}
     summary = report.as_dict()
     log.info(
-        "ALD cycle%s: %d device(s) licensed, %d waiting %s",
+        "ALD cycle%s: %d device(s) licensed, %d device(s) waiting; licenses waiting by reason: %s",
         " (dry run)" if dry_run else "",
         summary["devices_licensed"],
         summary["devices_waiting"],
