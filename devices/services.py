@@ -135,6 +135,7 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
     conf = ums_identity()
     client = get_client(conf.ums_id_fingerprint)
     infos = client.refresh_packs()
+    merged = client.merged_packs()  # asked before the transaction: no I/O while it holds locks
     now = clock.now()
     known = {rp.pack_id: rp for rp in RegisteredPack.objects.filter(pack_id__in=[i.pack_id for i in infos])}
     created, updated, events, gained = [], [], [], False
@@ -181,20 +182,18 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
     with transaction.atomic():
         RegisteredPack.objects.bulk_create(created)
         RegisteredPack.objects.bulk_update(updated, [*PACK_INFO_FIELDS, "refreshed_at"])
-        events += _follow_license_portal(client, infos, actor, now)
+        events += _apply_merges(merged, actor, now)
         DeploymentEvent.objects.bulk_create(events)
         if gained and conf.ald_enabled and trigger_sweep:
             enqueue_sweep()
+    _revoke_removed_hardware(client, infos, actor, now)
     return {"registered": [rp.pack_id for rp in created], "refreshed": [rp.pack_id for rp in updated]}
 
 
-def _follow_license_portal(client, infos, actor, now) -> list[DeploymentEvent]:
-    """What the License Portal did to licenses this UMS deployed: a merge moved their slots into
-    another pack; a "Remove hardware" freed a slot while the device still holds the license. The
-    first moves the licenses along; the second revokes the license and keeps the device out of ALD
-    until an administrator clears that (it was removed by hand, on purpose)."""
+def _apply_merges(merged: dict, actor, now) -> list[DeploymentEvent]:
+    """A merge in the License Portal moved slots into another pack: the licenses follow them."""
     events = []
-    for source, target in client.merged_packs().items():
+    for source, target in merged.items():
         moved = (
             DeviceLicense.objects.filter(pack_id=source)
             .exclude(status=LicenseStatus.REVOKED)
@@ -210,6 +209,13 @@ def _follow_license_portal(client, infos, actor, now) -> list[DeploymentEvent]:
                     message=f"{moved} license(s) of {source} now belong to {target} (merged in the License Portal)",
                 )
             )
+    return events
+
+
+def _revoke_removed_hardware(client, infos, actor, now) -> None:
+    """A "Remove hardware" in the License Portal freed a slot while the device still holds the
+    license: revoke it and keep the device out of ALD until an administrator clears that (it was
+    removed by hand, on purpose). The licensing service is asked outside the transaction."""
     # A pack whose used count is below the licenses this UMS holds from it lost slots.
     held = dict(
         DeviceLicense.objects.exclude(status=LicenseStatus.REVOKED)
@@ -219,7 +225,7 @@ def _follow_license_portal(client, infos, actor, now) -> list[DeploymentEvent]:
     )
     shrunk = [i.pack_id for i in infos if i.used < held.get(i.pack_id, 0)]
     if not shrunk:
-        return events
+        return
     slots = set(client.slots(shrunk))
     lost = [
         row
@@ -229,11 +235,8 @@ def _follow_license_portal(client, infos, actor, now) -> list[DeploymentEvent]:
         if (row[3], row[2]) not in slots
     ]
     if not lost:
-        return events
-    DeviceLicense.objects.filter(pk__in=[r[0] for r in lost]).update(
-        status=LicenseStatus.REVOKED, revoked_at=now
-    )
-    reasons = {}
+        return
+    reasons, events = {}, []
     for _, device_id, unit_id, pack_id, service in lost:
         reason = f"hardware {unit_id} removed from {pack_id} in the License Portal on {now:%Y-%m-%d}"
         if device_id not in reasons:
@@ -250,9 +253,13 @@ def _follow_license_portal(client, infos, actor, now) -> list[DeploymentEvent]:
                     message=f"{service} license revoked: {reason}; device excluded from ALD",
                 )
             )
-    for device_id, reason in reasons.items():
-        Device.objects.filter(pk=device_id).update(ald_excluded=True, ald_excluded_reason=reason[:300])
-    return events
+    with transaction.atomic():
+        DeviceLicense.objects.filter(pk__in=[r[0] for r in lost]).update(
+            status=LicenseStatus.REVOKED, revoked_at=now
+        )
+        for device_id, reason in reasons.items():  # one per device whose hardware was removed
+            Device.objects.filter(pk=device_id).update(ald_excluded=True, ald_excluded_reason=reason[:300])
+        DeploymentEvent.objects.bulk_create(events)
 
 
 def set_pack_active(pack_id: str, active: bool, actor: str) -> bool:
