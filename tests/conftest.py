@@ -33,3 +33,40 @@ def postgres(django_db_blocker):
     if connection.vendor != "postgresql":
         missing_service("needs PostgreSQL: run with DATABASE_URL=postgresql://... (.ci/run does)")
     return connection
+
+
+# --- the three roles (ald_portal/roles.py), logged in ----------------------------------------------
+
+
+def _client_with_role(django_user_model, username, role):
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    user = django_user_model.objects.create_user(username, password=f"pw-{username}-1")
+    user.groups.add(Group.objects.get(name=role))
+    client = Client()
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def helpdesk_client(django_user_model):
+    """A read-only helpdesk user: sees every page, every POST answers 403."""
+    from ald_portal.roles import HELPDESK
+
+    return _client_with_role(django_user_model, "helpdesk", HELPDESK)
+
+
+@pytest.fixture
+def ilp_admin_client(django_user_model):
+    from ald_portal.roles import ILP_ADMIN
+
+    return _client_with_role(django_user_model, "ilp-admin", ILP_ADMIN)
+
+
+@pytest.fixture
+def ums_admin_client(django_user_model):
+    from ald_portal.roles import UMS_ADMIN
+
+    return _client_with_role(django_user_model, "ums-admin", UMS_ADMIN)
