@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_safe
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
@@ -236,6 +237,7 @@ def _int(value):
 
 
 @login_required
+@require_safe
 def notifications(request):
     """Notifications the UMS raised, newest first: everyone who may log in reads them."""
     state, kind = request.GET.get("state", ""), request.GET.get("kind", "")

@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import formats, timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
@@ -23,6 +23,7 @@ CHANGE_PERMISSION = "licensing.change_productpack"
 
 
 @login_required
+@require_safe
 def dashboard(request):
     packs = ProductPack.objects.non_archived().select_related("assigned_ums", "subscription_key", "order")
     table = PackTable(packs, request=request)
@@ -64,6 +65,7 @@ def _pack(pack_id):
 
 
 @login_required
+@require_safe
 def pack_detail(request, pack_id):
     return _render_pack(request, _pack(pack_id))
 
