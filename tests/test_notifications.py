@@ -48,7 +48,7 @@ from tests.conftest import DEMO_NOW
 
 PAGE = reverse("devices:notifications")
 PREFIX = "[ALD Portal UMS] "
-ADMIN_MAILS = ["ops@example.com", "root@example.com", "Team@example.com"]  # the domain is lower-cased
+ADMIN_MAILS = ["ops@example.com", "root@example.com", "Team@example.com", "udo@example.com"]  # the domain is lower-cased
 
 
 def local(year, month, day, hour=12, minute=0, second=0):
@@ -82,8 +82,12 @@ def admins(db, django_user_model):
     django_user_model.objects.create_superuser("root", "root@example.com")
     ops = django_user_model.objects.create_user("ops", "ops@example.com")
     ops.user_permissions.add(perm)
-    group = Group.objects.create(name="UMS administrators")
+    group = Group.objects.create(name="Deployment team")
     group.permissions.add(perm)
+    # the UMS administrators role holds the permission too (ald_portal/roles.py)
+    django_user_model.objects.create_user("udo", "udo@example.com").groups.add(
+        Group.objects.get(name="UMS administrators")
+    )
     team = django_user_model.objects.create_user("team", "Team@Example.com")
     team.groups.add(group)
     django_user_model.objects.create_user("reader", "reader@example.com")
@@ -655,7 +659,7 @@ def test_read_only_user_reads_the_notifications(reader_client, admins, check):
     assert used_up["Level"] == "Warning"
     assert used_up["Pack ID"] == "WE-FULL1"
     assert used_up["State"] == "Cleared 2026-12-03 12:30"
-    assert used_up["E-mail"] == "Sent 2026-12-03 12:00 to 3 recipient(s)"
+    assert used_up["E-mail"] == "Sent 2026-12-03 12:00 to 4 recipient(s)"
     assert rows["2 device(s) waiting for a license"]["State"] == "Open"  # no sweep ran yet
 
     open_only = page_rows(reader_client.get(PAGE, {"state": "open"}))
