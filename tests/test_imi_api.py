@@ -563,3 +563,75 @@ def test_list_query_count_does_not_grow_with_devices(client, users, count, djang
             "/umsapi/v3/directories/tcdirectories?facets=children", HTTP_AUTHORIZATION=basic(ADMIN)
         )
     assert len(response.json()[0]["DirectoryChildren"]) == count
+
+
+def test_delete_with_deletelicenses_frees_the_slot(api, fleet):
+    from licensing.models import LicenseSlot, ProductPack
+
+    f.ald_on()
+    f.pack("WE-1A2B3", total=5)
+    f.register_all()  # the refresh's sweep licenses device a of the fleet
+    a = fleet["a"].unit_id
+    active = LicenseSlot.objects.filter(released_at__isnull=True).order_by("unit_id")
+    assert list(active.values_list("unit_id", flat=True)) == [a]
+    session, _ = login(api)
+    new_id = session.put(
+        api + "thinclients", json={"mac": "00E0C5AABB05", "firmwareID": str(fleet["fw"].pk)}, timeout=30
+    ).json()["id"]
+    kept = session.put(
+        api + "thinclients", json={"mac": "00E0C5AABB06", "firmwareID": str(fleet["fw"].pk)}, timeout=30
+    ).json()["id"]
+    assert list(active.values_list("unit_id", flat=True)) == [a, "00E0C5AABB05", "00E0C5AABB06"]
+    assert ProductPack.objects.get(pack_id="WE-1A2B3").used == 3
+
+    assert session.delete(api + f"thinclients/{new_id}?deletelicenses=true", timeout=10).status_code == 200
+    assert session.delete(api + f"thinclients/{kept}", timeout=10).status_code == 200
+    # the first device's slot is free again; the second one's stays bound (licenses kept)
+    assert list(active.values_list("unit_id", flat=True)) == [a, "00E0C5AABB06"]
+    assert ProductPack.objects.get(pack_id="WE-1A2B3").used == 2
+    messages = list(
+        DeploymentEvent.objects.filter(action="delete_device").order_by("id").values_list("actor", "message")
+    )
+    assert messages == [
+        ("imi-admin", "Device ITC00E0C5AABB05 deleted with its licenses (WE-1A2B3; 1 slot(s) freed)"),
+        ("imi-admin", "Device ITC00E0C5AABB06 deleted; its licenses were kept"),
+    ]
+
+
+def test_delete_with_licenses_while_the_licensing_service_is_down(api, fleet, monkeypatch):
+    from devices.ils import IlsUnavailable, InProcessLicensingClient
+
+    DeviceLicense.objects.create(
+        device=fleet["a"], unit_id=fleet["a"].unit_id, service="WE", pack_id="WE-1A2B3", product_type="WE"
+    )
+
+    def down(self, pack_id, unit_id):
+        raise IlsUnavailable("connection refused")
+
+    monkeypatch.setattr(InProcessLicensingClient, "release", down)
+    session, _ = login(api)
+    response = session.delete(api + f"thinclients/{fleet['a'].pk}?deletelicenses=true", timeout=10)
+    body = error(response, 500, "ITG-FF004")
+    assert "connection refused" in body["message"] and "nothing was removed" in body["message"]
+    assert Device.objects.filter(pk=fleet["a"].pk).exists()
+
+
+@pytest.mark.postgres
+def test_two_scripts_creating_the_same_mac_at_once(api, fleet, postgres):
+    """Concurrent PUTs of one MAC: exactly one device, the others get ITG-0A008, never a 500."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_):
+        return requests.put(
+            api + "thinclients",
+            json={"mac": "00E0C5AABB07", "firmwareID": str(fleet["fw"].pk)},
+            auth=ADMIN,
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(create, range(6)))
+    codes = sorted(r.json().get("errorCode", "OK") for r in responses)
+    assert codes == ["ITG-0A008"] * 5 + ["OK"]
+    assert Device.objects.filter(unit_id="00E0C5AABB07").count() == 1
+    assert DeploymentEvent.objects.filter(action="device_created").count() == 1

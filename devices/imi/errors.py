@@ -150,3 +150,7 @@ def access_denied(needed):
 
 def internal_error():
     return ImiError("ITG-FF001", "Internal error", status=500)
+
+
+def server_not_available(detail):
+    return ImiError("ITG-FF004", f"Server not available: {detail}", status=500)

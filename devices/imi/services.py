@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from ald_portal.importing import normalize_hex_id
@@ -220,7 +221,10 @@ def delete_device(tc_id, actor, delete_licenses=False) -> dict:
     """DELETE /v3/thinclients/{id}: deleted, not moved to the recycle bin. The device's license slots
     are freed only when asked (``deletelicenses=true``), like the UMS's *Delete licenses* box."""
     device = live_device(tc_id)
-    delete_device_and_licenses(device.pk, actor=actor, delete_licenses=delete_licenses)
+    try:
+        delete_device_and_licenses(device.pk, actor=actor, delete_licenses=delete_licenses)
+    except ValidationError as exc:  # the licensing service could not free the slots: nothing deleted
+        raise errors.server_not_available(" ".join(exc.messages)) from None
     return {
         "execID": _exec_id(),
         "id": str(device.pk),
