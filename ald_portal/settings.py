@@ -122,6 +122,10 @@ ALD_BATCH_SIZE = int(os.environ.get("ALD_BATCH_SIZE", "500"))
 # How long a worker may hold a device's license request before another worker takes it over.
 ALD_CLAIM_SECONDS = int(os.environ.get("ALD_CLAIM_SECONDS", "120"))
 PORTAL_UMS_NAME = os.environ.get("PORTAL_UMS_NAME", "ALD Portal UMS")
+# The licensing service's Ed25519 key for license files; made on first use with mode 0600.
+LICENSE_SIGNING_KEY_PATH = os.environ.get(
+    "LICENSE_SIGNING_KEY_PATH", str(VAR_DIR / "license-signing-key.pem")
+)
 
 # --- auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -5,9 +5,12 @@ from .models import (
     DeploymentEvent,
     DeploymentSettings,
     Device,
+    DeviceCommand,
     DeviceLicense,
     Directory,
     Firmware,
+    ImiLoginFailure,
+    ImiSession,
     LicenseRequest,
     LicenseWait,
     Notification,
@@ -85,6 +88,7 @@ class DeviceLicenseAdmin(admin.ModelAdmin):
     search_fields = ("unit_id", "pack_id", "device__name")
     list_select_related = ("device",)
     raw_id_fields = ("device",)
+    readonly_fields = ("license_file",)  # signed by the licensing service; an edit would break it
 
 
 @admin.register(LicenseWait)
@@ -143,4 +147,47 @@ class ReconciliationReportAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DeviceCommand)
+class DeviceCommandAdmin(admin.ModelAdmin):
+    list_display = ("at", "command", "device", "actor", "exec_id", "state")
+    list_filter = ("command", "state")
+    search_fields = ("device__name", "device__unit_id", "actor", "exec_id")
+    list_select_related = ("device",)
+
+    # A record of what was sent: never edited.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ImiSession)
+class ImiSessionAdmin(admin.ModelAdmin):
+    list_display = ("user", "address", "created_at", "last_seen_at")
+    search_fields = ("user__username", "address")
+    list_select_related = ("user",)
+    exclude = ("key_hash",)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ImiLoginFailure)
+class ImiLoginFailureAdmin(admin.ModelAdmin):
+    """Addresses with failed IMI logins; deleting a row lifts its lock-out."""
+
+    list_display = ("address", "failures", "last_failure_at", "locked_until", "last_username")
+    search_fields = ("address", "last_username")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
         return False

@@ -218,3 +218,17 @@ def delete_device(device_id: int, actor: str, delete_licenses: bool) -> int:
         )
         device.delete()
     return freed
+
+
+def license_file(license_id: int) -> tuple[str, bytes]:
+    """The signed file of a device license, as the device downloads it: (file name, content). Asked
+    of the licensing service once and kept with the license. A revoked license has none."""
+    lic = DeviceLicense.objects.filter(pk=license_id).first()
+    if lic is None or lic.status == LicenseStatus.REVOKED:
+        raise ValidationError({"license": f"No license {license_id} with a file to download."})
+    if not lic.license_file:
+        client = get_client(DeploymentSettings.load().ums_id_fingerprint)
+        data = client.license_file(lic.unit_id, lic.service, lic.pack_id, lic.expires_at, lic.issued_at)
+        DeviceLicense.objects.filter(pk=lic.pk, license_file="").update(license_file=data.decode())
+        lic.refresh_from_db(fields=["license_file"])
+    return f"{lic.unit_id}_{lic.service}_{lic.pack_id}.lic", lic.license_file.encode()

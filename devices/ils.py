@@ -6,6 +6,7 @@ UMS side never writes licensing tables itself; it only holds the plain values th
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from licensing import license_files
 from licensing import services as ils
 from licensing.contract import AllocationResult, PackInfo
 
@@ -36,6 +37,10 @@ class InProcessLicensingClient:
 
     def merged_packs(self) -> dict[str, str]:
         return ils.merged_pack_map()
+
+    def license_file(self, unit_id, service, pack_id, expires, issued_at) -> bytes:
+        """The signed license file the licensing service issues for this license."""
+        return license_files.issue_license_file(unit_id, service, pack_id, expires, issued_at)
 
 
 def get_client(ums_fingerprint: str):

@@ -4,6 +4,7 @@ licenses deployed to devices. Nothing here writes a ``licensing`` table (docs/DE
 import re
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -222,6 +223,9 @@ class DeviceLicense(models.Model):
     source = models.CharField(max_length=10, choices=LicenseSource.choices, default=LicenseSource.ALD)
     status = models.CharField(max_length=12, choices=LicenseStatus.choices, default=LicenseStatus.CURRENT)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The signed file from the licensing service, kept once fetched (the UMS stores license files in
+    # its database since 6.08.100); what the device downloads.
+    license_file = models.TextField(blank=True)
 
     class Meta:
         ordering = ["device_id", "service", "-issued_at"]
@@ -315,6 +319,10 @@ class DeploymentEvent(models.Model):
         SETTINGS = "settings", "Settings changed"
         REGISTER_PACK = "register_pack", "Pack registered"
         REFRESH_PACK = "refresh_pack", "Pack refreshed"
+        DEVICE_CREATED = "device_created", "Device created"
+        DEVICE_CHANGED = "device_changed", "Device changed"
+        COMMAND = "command", "Command sent to device"
+        DIRECTORY = "directory", "Directory changed"
         ERROR = "error", "Error"
 
     class Outcome(models.TextChoices):
@@ -442,3 +450,62 @@ class ReconciliationReport(models.Model):
         if self.duplicates:
             parts.append(f"{len(self.duplicates)} unit ID(s) holding slots in several packs of one service")
         return "Reconciliation: " + "; ".join(parts) + "."
+
+
+class DeviceCommand(models.Model):
+    """A command sent to a device through the IMI (reboot, shutdown, wakeup, settings2tc,
+    tcreset2facdefs): who asked, when, and the execution ID the IMI answered with."""
+
+    class Command(models.TextChoices):
+        REBOOT = "reboot", "Reboot"
+        SHUTDOWN = "shutdown", "Shut down"
+        WAKEUP = "wakeup", "Wake up"
+        SETTINGS2TC = "settings2tc", "Send settings to device"
+        TCRESET2FACDEFS = "tcreset2facdefs", "Reset to factory defaults"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="commands")
+    command = models.CharField(max_length=20, choices=Command.choices)
+    exec_id = models.CharField("Execution ID", max_length=64, db_index=True)
+    actor = models.CharField(max_length=150)
+    at = models.DateTimeField(default=clock.now, db_index=True)
+    state = models.CharField(max_length=10, default="SUCCESS")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.command} -> {self.device_id} ({self.exec_id})"
+
+
+class ImiSession(models.Model):
+    """An IMI (``/umsapi/``) session: the JSESSIONID cookie of the API, apart from the portal's own
+    login. Only a hash of the ID is stored. Valid 30 minutes after the last request (sliding)."""
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="imi_sessions")
+    address = models.CharField(max_length=45, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    last_seen_at = models.DateTimeField(default=clock.now, db_index=True)
+
+    class Meta:
+        verbose_name = "IMI session"
+
+    def __str__(self):
+        return f"IMI session of {self.user_id} from {self.address}"
+
+
+class ImiLoginFailure(models.Model):
+    """Failed IMI logins from one address in a row; from the fifth on the address is locked out for a
+    time that doubles with each further failure."""
+
+    address = models.CharField(max_length=45, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(default=clock.now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_username = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = "IMI login failure"
+
+    def __str__(self):
+        return f"{self.address}: {self.failures} failed login(s)"

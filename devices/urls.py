@@ -6,6 +6,11 @@ app_name = "devices"
 urlpatterns = [
     path("devices/", views.DeviceListView.as_view(), name="device_list"),
     path("devices/<int:pk>/", views.device_detail, name="device_detail"),
+    path(
+        "devices/<int:pk>/licenses/<int:license_pk>/file/",
+        views.download_license_file,
+        name="license_file",
+    ),
     path("devices/license-manually/", views.license_devices_manually, name="license_manually"),
     path("deployment/", views.deployment, name="deployment"),
     path("notifications/", views.notifications, name="notifications"),

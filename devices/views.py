@@ -4,6 +4,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_safe
 from django_filters.views import FilterView
@@ -12,7 +13,13 @@ from django_tables2 import RequestConfig, SingleTableMixin
 from ald_portal import clock
 from ald_portal.exports import ExportMixin
 
-from .device_licenses import clear_exclusion, delete_device, license_manually, remove_license
+from .device_licenses import (
+    clear_exclusion,
+    delete_device,
+    license_file,
+    license_manually,
+    remove_license,
+)
 from .filtersets import DeviceFilterSet
 from .forms import DeploymentSettingsForm, LicenseManuallyForm
 from .ils import IlsUnavailable
@@ -204,6 +211,20 @@ def device_detail(request, pk):
             "today": today,
         },
     )
+
+
+@login_required
+def download_license_file(request, pk, license_pk):
+    """The signed license file of one of the device's licenses."""
+    if not Device.objects.filter(pk=pk, licenses__pk=license_pk).exists():
+        raise Http404("No such license on this device.")
+    try:
+        name, data = license_file(license_pk)
+    except ValidationError as exc:
+        raise Http404(exc.messages[0]) from None
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @login_required

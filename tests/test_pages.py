@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,9 +23,12 @@ from devices.models import (
     DeploymentEvent,
     DeploymentSettings,
     Device,
+    DeviceCommand,
     DeviceLicense,
     Directory,
     DistributionMethod,
+    ImiLoginFailure,
+    ImiSession,
     LicenseRequest,
     LicenseWait,
     RegisteredPack,
@@ -572,6 +575,10 @@ def test_admin_changelist_lists_every_row_for_a_superuser(admin_client, fleet, m
         device=device, service="EMP", pack_id="EMP-CCCCC", claim_token="t", claimed_until=clock.now()
     )
     SubscriptionKey.objects.create(company=Company.objects.get(), key="SK-TEST-0001")
+    # what the IMI API writes: a command sent, a session, a failed login
+    DeviceCommand.objects.create(device=device, command="reboot", exec_id="ID-1", actor="admin")
+    ImiSession.objects.create(key_hash="0" * 64, user=User.objects.get(username="admin"), address="127.0.0.1")
+    ImiLoginFailure.objects.create(address="127.0.0.1", failures=1)
     from devices.notifications import check_notifications
     from devices.reconciliation import reconcile
 
