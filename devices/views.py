@@ -214,6 +214,7 @@ def device_detail(request, pk):
 
 
 @login_required
+@require_safe
 def download_license_file(request, pk, license_pk):
     """The signed license file of one of the device's licenses."""
     if not Device.objects.filter(pk=pk, licenses__pk=license_pk).exists():

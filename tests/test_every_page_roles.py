@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from devices.engine import run_cycle
-from devices.models import Device
+from devices.models import DeviceLicense, LicenseStatus
 from licensing.models import ProductPack
 
 pytestmark = pytest.mark.django_db
@@ -27,9 +27,15 @@ NAMESPACES = ("licensing", "devices")
 # a real value for each URL parameter, taken from the demo data
 SAMPLES = {
     "pack_id": lambda: ProductPack.objects.filter(product_type="WE").order_by("pack_id").first().pack_id,
-    "pk": lambda: Device.objects.order_by("pk").first().pk,
+    # a licensed device, and its current license (the license file URL names both)
+    "pk": lambda: _license().device_id,
+    "license_pk": lambda: _license().pk,
     "action": lambda: "comment",
 }
+
+
+def _license():
+    return DeviceLicense.objects.filter(status=LicenseStatus.CURRENT).order_by("device_id", "pk").first()
 
 
 def _patterns(resolver, namespace=None, prefix=""):

@@ -48,7 +48,12 @@ from tests.conftest import DEMO_NOW
 
 PAGE = reverse("devices:notifications")
 PREFIX = "[ALD Portal UMS] "
-ADMIN_MAILS = ["ops@example.com", "root@example.com", "Team@example.com", "udo@example.com"]  # the domain is lower-cased
+ADMIN_MAILS = [
+    "ops@example.com",
+    "root@example.com",
+    "Team@example.com",
+    "udo@example.com",
+]  # the domain is lower-cased
 
 
 def local(year, month, day, hour=12, minute=0, second=0):
