@@ -180,6 +180,9 @@ class DeviceLicenseTable(PortalTable):
     def value_expires_at(self, value):
         return value
 
+    def value_is_demo(self, value):
+        return "yes" if value else "no"
+
 
 class ExecutedActionTable(PortalTable):
     """The executed-actions page: every column sorts, ties broken by the primary key."""
