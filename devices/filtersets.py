@@ -53,6 +53,22 @@ class UnitIdField(forms.CharField):
         return hexed
 
 
+class DayField(forms.DateField):
+    """A day as YYYY-MM-DD; a bad one is an error that repeats what was typed."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                "%(value)r is not a day; write it as YYYY-MM-DD.", code="invalid", params={"value": value}
+            ) from None
+
+
+class DayFilter(django_filters.DateFilter):
+    field_class = DayField
+
+
 class UnitIdFilter(django_filters.CharFilter):
     field_class = UnitIdField
 
@@ -167,13 +183,13 @@ class DeploymentEventFilterSet(django_filters.FilterSet):
     actor = django_filters.CharFilter(lookup_expr="icontains", label="By (user or ALD)")
     device = django_filters.CharFilter(method="by_device", label="Device (name or unit ID)")
     pack_id = django_filters.CharFilter(lookup_expr="icontains", label="Pack ID")
-    since = django_filters.DateFilter(
+    since = DayFilter(
         field_name="at",
         lookup_expr="date__gte",
         label="From (YYYY-MM-DD)",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-    until = django_filters.DateFilter(
+    until = DayFilter(
         field_name="at",
         lookup_expr="date__lte",
         label="To (YYYY-MM-DD)",
