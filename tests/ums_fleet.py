@@ -22,7 +22,8 @@ LOOK_DAY = timezone.make_aware(datetime.datetime(2026, 12, 20, 12, 0))
 FORMULA_NAME = "=cmd|calc"
 
 
-def build():
+def build(run=True):
+    """The fleet; ``run=False`` stops before the ALD cycle and the move to 2026-12-20."""
     os11 = f.firmware("11.08.440.01")
     os12 = f.firmware("12.5.2", product="IGEL OS 12", fw_type="OS12")
     berlin = f.directory("Berlin")
@@ -44,9 +45,12 @@ def build():
         "munich": f.device(n=4, name=FORMULA_NAME, fw=os11, directory=munich, site="Munich"),
         "root": f.device(n=5, name="ITC-ROOT", fw=os11),
     }
-    run_cycle()
-    clock.freeze(LOOK_DAY)
-    return {
+    built = {
         "devices": devices,
         "dirs": {"berlin": berlin, "sales": sales, "hamburg": hamburg, "munich": munich},
     }
+    if not run:
+        return built
+    run_cycle()
+    clock.freeze(LOOK_DAY)
+    return built
