@@ -5,6 +5,7 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied, Validati
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_safe
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
@@ -340,6 +341,7 @@ class ExecutedActionListView(PortalListView):
         return DeploymentEvent.objects.select_related("device").order_by("-at", "-pk")
 
 
+@require_safe
 @login_required
 def directory_tree(request):
     roots, unfiled = tree_with_counts(clock.today())
@@ -389,6 +391,7 @@ def pack_distribution(request, pack_id):
     )
 
 
+@require_safe
 @login_required
 def ald_preview(request):
     """What the next ALD run would do now, worked out without asking the licensing service or
