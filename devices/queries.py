@@ -55,18 +55,18 @@ OS12_KEY = "00012"
 
 def expiry_state_q(state: str, today, warn_days: int) -> Q:
     """The database form of DeviceLicense.expiry_state for ``state``, on DeviceLicense rows."""
-    expires = "expires_at"
-    os12 = Q(device__firmware__version_key__gte=OS12_KEY)
     warn = today + timedelta(days=warn_days)
-    grace_from = today - timedelta(days=DeviceLicense.GRACE_DAYS)
+    in_grace = Q(expires_at__gte=today - timedelta(days=DeviceLicense.GRACE_DAYS)) & Q(
+        device__firmware__version_key__gte=OS12_KEY
+    )
     if state == "licensed":
-        return Q(**{expires + "__isnull": True}) | Q(**{expires + "__gt": warn})
+        return Q(expires_at__isnull=True) | Q(expires_at__gt=warn)
     if state == "expiring":
-        return Q(**{expires + "__gte": today, expires + "__lte": warn})
+        return Q(expires_at__gte=today, expires_at__lte=warn)
     if state == "grace":
-        return Q(**{expires + "__lt": today, expires + "__gte": grace_from}) & os12
+        return Q(expires_at__lt=today) & in_grace
     if state == "expired":
-        return Q(**{expires + "__lt": today}) & ~(Q(**{expires + "__gte": grace_from}) & os12)
+        return Q(expires_at__lt=today) & ~in_grace
     raise ValueError(f"unknown license state {state!r}")
 
 

@@ -149,3 +149,30 @@ def test_unit_id_list_is_streamed_text_of_the_filtered_unit_ids_each_once(helpde
 
 def test_unit_id_list_of_a_malformed_filter_is_empty(helpdesk_client, fleet):
     assert body(helpdesk_client.get(URL, {"unit_id": "nothex", "export": "unit_ids"})) == b""
+
+
+def test_the_database_state_agrees_with_the_device_page_for_every_day_around_expiry(db):
+    """licenses_with_state (the list, its filter and sort) and DeviceLicense.expiry_state (the device
+    page) give the same state for expiries from 40 days ago to 10 days ahead, on IGEL OS 11 and 12."""
+    import datetime
+
+    from ald_portal import clock
+    from devices.models import DeviceLicense
+    from devices.queries import licenses_with_state
+    from tests import factories as f
+
+    today = clock.today()
+    fws = {11: f.firmware("11.08.440.01"), 12: f.firmware("12.5.2", product="IGEL OS 12", fw_type="OS12")}
+    made = []
+    for i, (major, offset) in enumerate((m, o) for m in (11, 12) for o in [None, *range(-40, 11)]):
+        dev = f.device(n=9000 + i, fw=fws[major])
+        expires = None if offset is None else today + datetime.timedelta(days=offset)
+        made.append(
+            DeviceLicense.objects.create(
+                device=dev, unit_id=dev.unit_id, service="WE", pack_id="WE-XXXXX", expires_at=expires
+            )
+        )
+    from_db = dict(licenses_with_state(today, 7).values_list("pk", "expiry_state"))
+    expected = {lic.pk: lic.expiry_state(today, lic.device.firmware.os_major, 7) for lic in made}
+    assert from_db == expected
+    assert sorted(set(expected.values())) == ["expired", "expiring", "grace", "licensed"]
