@@ -1,9 +1,76 @@
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+
+from ald_portal import clock
+from ald_portal.importing import normalize_hex_id
 
 from .directories import paths, subtree
-from .models import Device, Firmware
+from .models import (
+    DeploymentEvent,
+    DeploymentSettings,
+    Device,
+    DeviceLicense,
+    Firmware,
+    LicenseSource,
+    LicenseStatus,
+)
+
+# The states of one deployed license (DeviceLicense.expiry_state), as filter choices.
+EXPIRY_STATE_CHOICES = [
+    ("licensed", "Licensed"),
+    ("expiring", "Expiring"),
+    ("grace", "Grace period (IGEL OS 12)"),
+    ("expired", "Expired"),
+]
+
+
+def service_choices():
+    """Every service a registered pack or a deployed license names (WE, EMP, ADDON_...), one query."""
+    from .models import RegisteredPack
+
+    names = (
+        RegisteredPack.objects.order_by()
+        .values_list("service", flat=True)
+        .union(DeviceLicense.objects.order_by().values_list("service", flat=True))
+    )
+    return [(name, name) for name in sorted(set(names))]
+
+
+class UnitIdField(forms.CharField):
+    """A unit ID (or part of one) in any common form: plain, colons, dashes, dots, any case."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return value
+        hexed = normalize_hex_id(value)
+        if hexed is None:
+            raise forms.ValidationError(
+                "Unit ID %(value)r is not hexadecimal digits (plain, or in pairs with : or -).",
+                params={"value": value},
+            )
+        return hexed
+
+
+class DayField(forms.DateField):
+    """A day as YYYY-MM-DD; a bad one is an error that repeats what was typed."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                "%(value)r is not a day; write it as YYYY-MM-DD.", code="invalid", params={"value": value}
+            ) from None
+
+
+class DayFilter(django_filters.DateFilter):
+    field_class = DayField
+
+
+class UnitIdFilter(django_filters.CharFilter):
+    field_class = UnitIdField
 
 
 class LicenseState:
@@ -30,17 +97,43 @@ class DeviceFilterSet(django_filters.FilterSet):
         method="in_directory",
         label="Directory (with subdirectories)",
     )
+    service = django_filters.ChoiceFilter(
+        choices=[], method="by_license", label="License type (service)", empty_label="Any"
+    )
+    license = django_filters.ChoiceFilter(
+        choices=EXPIRY_STATE_CHOICES, method="by_license", label="A license that is", empty_label="Any"
+    )
     firmware = django_filters.ModelChoiceFilter(queryset=Firmware.objects.all(), label="Firmware")
+    site = django_filters.ChoiceFilter(choices=[], label="Site", empty_label="Any")
     moved_to_bin = django_filters.BooleanFilter(label="In recycle bin", widget=AnyYesNo)
 
     class Meta:
         model = Device
-        fields = ["q", "license_state", "directory", "firmware", "moved_to_bin"]
+        fields = ["q", "license_state", "service", "license", "directory", "firmware", "site", "moved_to_bin"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         choices = [("root", "(root directory)")] + [(str(pk), path) for pk, path in paths()]
         self.filters["directory"].extra["choices"] = choices
+        self.filters["service"].extra["choices"] = service_choices()
+        sites = Device.objects.exclude(site="").values_list("site", flat=True).distinct().order_by("site")
+        self.filters["site"].extra["choices"] = [(s, s) for s in sites]
+
+    def by_license(self, queryset, name, value):
+        """Service and license state go together: a device with a current license of that service
+        in that state (either alone: any service, any state)."""
+        if name == "license" and self.form.cleaned_data.get("service"):
+            return queryset  # applied with the service
+        from .queries import expiry_state_q
+
+        held = DeviceLicense.objects.filter(device=OuterRef("pk"), status=LicenseStatus.CURRENT)
+        service = self.form.cleaned_data.get("service")
+        state = self.form.cleaned_data.get("license")
+        if service:
+            held = held.filter(service=service)
+        if state:
+            held = held.filter(expiry_state_q(state, clock.today(), DeploymentSettings.load().exchange_days))
+        return queryset.filter(Exists(held))
 
     def in_directory(self, queryset, name, value):
         if value == "root":
@@ -55,4 +148,64 @@ class DeviceFilterSet(django_filters.FilterSet):
         q = Q(name__icontains=value) | Q(last_ip__icontains=value)
         if hexed:
             q |= Q(unit_id__icontains=hexed) | Q(mac__icontains=hexed)
+        return queryset.filter(q)
+
+
+class DeviceLicenseFilterSet(django_filters.FilterSet):
+    """Device Licenses: every license deployed to a device."""
+
+    unit_id = UnitIdFilter(method="by_unit_id", label="Unit ID (any form, or part of one)")
+    service = django_filters.ChoiceFilter(choices=[], label="License type (service)", empty_label="Any")
+    pack_id = django_filters.ChoiceFilter(choices=[], label="Pack", empty_label="Any")
+    expiry_state = django_filters.ChoiceFilter(choices=EXPIRY_STATE_CHOICES, label="State", empty_label="Any")
+    status = django_filters.ChoiceFilter(choices=LicenseStatus.choices, label="Status", empty_label="Any")
+    source = django_filters.ChoiceFilter(choices=LicenseSource.choices, label="Source", empty_label="Any")
+
+    class Meta:
+        model = DeviceLicense
+        fields = ["unit_id", "service", "pack_id", "expiry_state", "status", "source"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filters["service"].extra["choices"] = service_choices()
+        packs = DeviceLicense.objects.values_list("pack_id", flat=True).distinct().order_by("pack_id")
+        self.filters["pack_id"].extra["choices"] = [(p, p) for p in packs]
+
+    def by_unit_id(self, queryset, name, value):
+        return queryset.filter(unit_id__contains=value) if value else queryset
+
+
+class DeploymentEventFilterSet(django_filters.FilterSet):
+    """Executed actions."""
+
+    action = django_filters.ChoiceFilter(choices=DeploymentEvent.Action.choices, empty_label="Any")
+    outcome = django_filters.ChoiceFilter(choices=DeploymentEvent.Outcome.choices, empty_label="Any")
+    actor = django_filters.CharFilter(lookup_expr="icontains", label="By (user or ALD)")
+    device = django_filters.CharFilter(method="by_device", label="Device (name or unit ID)")
+    pack_id = django_filters.CharFilter(lookup_expr="icontains", label="Pack ID")
+    since = DayFilter(
+        field_name="at",
+        lookup_expr="date__gte",
+        label="From (YYYY-MM-DD)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    until = DayFilter(
+        field_name="at",
+        lookup_expr="date__lte",
+        label="To (YYYY-MM-DD)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    class Meta:
+        model = DeploymentEvent
+        fields = ["action", "outcome", "actor", "device", "pack_id", "since", "until"]
+
+    def by_device(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        q = Q(device__name__icontains=value)
+        hexed = normalize_hex_id(value)
+        if hexed:
+            q |= Q(unit_id__contains=hexed)
         return queryset.filter(q)

@@ -58,3 +58,24 @@ class LicenseManuallyForm(forms.Form):
         self.fields["pack_id"].choices = [
             (p.pack_id, f"{p.pack_id} · {p.product_name} · {p.free} free") for p in packs
         ]
+
+
+class DistributionForm(forms.Form):
+    """View/Edit Distribution Conditions of a registered pack."""
+
+    distribution_method = forms.ChoiceField(
+        label="Automatic distribution method", choices=[], widget=forms.RadioSelect
+    )
+    directories = forms.MultipleChoiceField(
+        label="Directories (each with its subdirectories)",
+        choices=[],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, directory_paths=(), **kwargs):
+        from .models import DistributionMethod
+
+        super().__init__(*args, **kwargs)
+        self.fields["distribution_method"].choices = DistributionMethod.choices
+        self.fields["directories"].choices = [(str(pk), path) for pk, path in directory_paths]

@@ -12,12 +12,15 @@ from django.db.models import Count
 
 from ald_portal import clock
 
+from .directories import paths
 from .ils import get_client
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
     Device,
     DeviceLicense,
+    Directory,
+    DistributionMethod,
     LicenseStatus,
     RegisteredPack,
     default_distribution_method,
@@ -279,3 +282,67 @@ def set_pack_active(pack_id: str, active: bool, actor: str) -> bool:
             if active and DeploymentSettings.load().ald_enabled:
                 enqueue_sweep()
     return bool(changed)
+
+
+def set_distribution(pack_id: str, method: str, directory_ids, actor: str) -> str:
+    """View/Edit Distribution Conditions of a registered pack: the automatic distribution method and,
+    for *Enabled (with conditions)*, the directories whose devices (with their subdirectories) may
+    get its licenses. Returns what changed ("" for nothing); every change is an executed action.
+    A looser condition may serve waiting devices, so it queues a sweep when ALD is on."""
+    if method not in DistributionMethod.values:
+        raise ValidationError(
+            {
+                "distribution_method": f"Distribution method {method!r} is not one of "
+                + ", ".join(DistributionMethod.values)
+                + "."
+            }
+        )
+    wanted = set()
+    for raw in directory_ids or ():
+        try:
+            wanted.add(int(raw))
+        except (TypeError, ValueError):
+            raise ValidationError({"directories": f"Directory {raw!r} is not a directory ID."}) from None
+    known = set(Directory.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    if wanted - known:
+        missing = ", ".join(str(d) for d in sorted(wanted - known))
+        raise ValidationError({"directories": f"Directory {missing} does not exist."})
+    if method == DistributionMethod.CONDITIONS and not wanted:
+        raise ValidationError(
+            {"directories": "Enabled (with conditions) needs at least one directory; none was chosen."}
+        )
+    if method != DistributionMethod.CONDITIONS and wanted:
+        raise ValidationError(
+            {
+                "directories": f"Directories are conditions of Enabled (with conditions) only, not of "
+                f"{DistributionMethod(method).label}."
+            }
+        )
+    with transaction.atomic():
+        rp = RegisteredPack.objects.select_for_update().filter(pack_id=pack_id).first()
+        if rp is None:
+            raise ValidationError({"pack_id": f"Pack {pack_id!r} is not registered in this UMS."})
+        before_dirs = set(rp.condition_directories.values_list("pk", flat=True))
+        if rp.distribution_method == method and before_dirs == wanted:
+            return ""
+        names = dict(paths())
+        old = DistributionMethod(rp.distribution_method).label
+        new = DistributionMethod(method).label
+        if wanted:
+            new += ": " + ", ".join(sorted(names[d] for d in wanted))
+        if before_dirs:
+            old += ": " + ", ".join(sorted(names.get(d, str(d)) for d in before_dirs))
+        rp.distribution_method = method
+        rp.save(update_fields=["distribution_method"])
+        rp.condition_directories.set(wanted)
+        message = f"Distribution of pack {pack_id}: {old} -> {new}"
+        DeploymentEvent.objects.create(
+            actor=actor,
+            action=DeploymentEvent.Action.SETTINGS,
+            pack_id=pack_id,
+            service=rp.service,
+            message=message[:500],
+        )
+        if method != DistributionMethod.DISABLED and DeploymentSettings.load().ald_enabled:
+            enqueue_sweep()
+    return message

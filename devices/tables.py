@@ -1,9 +1,10 @@
 import django_tables2 as tables
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ald_portal.tables import PortalTable
 
-from .models import DeploymentEvent, Device, RegisteredPack
+from .models import DeploymentEvent, Device, DeviceLicense, RegisteredPack
 
 
 class DeviceTable(PortalTable):
@@ -128,3 +129,82 @@ class DeploymentEventTable(PortalTable):
         fields = ("at", "actor", "action", "outcome", "unit_id", "pack_id", "service", "message")
         attrs = {"class": "table"}
         orderable = False
+
+
+class DeviceLicenseTable(PortalTable):
+    """Device Licenses: one row per license deployed to a device."""
+
+    unit_id = tables.Column(verbose_name="Unit ID", order_by=("unit_id", "pk"))
+    device = tables.Column(
+        accessor="device__name",
+        verbose_name="Device",
+        order_by=("device__name", "pk"),
+        linkify=("devices:device_detail", {"pk": tables.A("device_id")}),
+    )
+    service = tables.Column(order_by=("service", "pk"))
+    pack_id = tables.Column(verbose_name="Pack ID", order_by=("pack_id", "pk"))
+    expires_at = tables.DateColumn(verbose_name="Expiry", default="perpetual", order_by=("expires_at", "pk"))
+    expiry_state = tables.Column(verbose_name="State", order_by=("expiry_state", "pk"))
+    is_demo = tables.BooleanColumn(verbose_name="Demo", order_by=("is_demo", "pk"))
+    source = tables.Column(order_by=("source", "pk"))
+    status = tables.Column(order_by=("status", "pk"))
+    issued_at = tables.DateTimeColumn(verbose_name="Registered on", order_by=("issued_at", "pk"))
+
+    class Meta:
+        model = DeviceLicense
+        fields = (
+            "unit_id",
+            "device",
+            "service",
+            "pack_id",
+            "expires_at",
+            "expiry_state",
+            "is_demo",
+            "source",
+            "status",
+            "issued_at",
+        )
+        attrs = {"class": "table"}
+
+    def render_expires_at(self, value, record):
+        if record.expiry_state in ("grace", "expired"):
+            return format_html('<span class="expired">{}</span>', value)
+        return value
+
+    def render_expiry_state(self, value):
+        return format_html('<span class="badge badge-state-{}">{}</span>', value, value.capitalize())
+
+    def value_expiry_state(self, value):
+        return value
+
+    def value_expires_at(self, value):
+        return value
+
+    def value_is_demo(self, value):
+        return "yes" if value else "no"
+
+
+class ExecutedActionTable(PortalTable):
+    """The executed-actions page: every column sorts, ties broken by the primary key."""
+
+    at = tables.DateTimeColumn(verbose_name="At", order_by=("at", "pk"))
+    actor = tables.Column(verbose_name="By", order_by=("actor", "pk"))
+    action = tables.Column(order_by=("action", "pk"))
+    outcome = tables.Column(order_by=("outcome", "pk"))
+    device = tables.Column(
+        accessor="device__name",
+        verbose_name="Device",
+        order_by=("device__name", "pk"),
+        linkify=lambda record: (
+            reverse("devices:device_detail", args=[record.device_id]) if record.device_id else None
+        ),
+    )
+    unit_id = tables.Column(verbose_name="Unit ID", order_by=("unit_id", "pk"))
+    pack_id = tables.Column(verbose_name="Pack ID", order_by=("pack_id", "pk"))
+    service = tables.Column(order_by=("service", "pk"))
+    message = tables.Column(order_by=("message", "pk"))
+
+    class Meta:
+        model = DeploymentEvent
+        fields = ("at", "actor", "action", "outcome", "device", "unit_id", "pack_id", "service", "message")
+        attrs = {"class": "table"}

@@ -13,5 +13,10 @@ urlpatterns = [
     ),
     path("devices/license-manually/", views.license_devices_manually, name="license_manually"),
     path("deployment/", views.deployment, name="deployment"),
+    path("device-licenses/", views.DeviceLicenseListView.as_view(), name="device_licenses"),
+    path("actions/", views.ExecutedActionListView.as_view(), name="executed_actions"),
+    path("directories/", views.directory_tree, name="directory_tree"),
+    path("deployment/preview/", views.ald_preview, name="ald_preview"),
+    path("deployment/packs/<str:pack_id>/distribution/", views.pack_distribution, name="pack_distribution"),
     path("notifications/", views.notifications, name="notifications"),
 ]

@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpResponse
@@ -20,23 +20,39 @@ from .device_licenses import (
     license_manually,
     remove_license,
 )
-from .filtersets import DeviceFilterSet
-from .forms import DeploymentSettingsForm, LicenseManuallyForm
+from .directories import paths, tree_with_counts
+from .engine import run_cycle
+from .exports import unit_id_list_response
+from .filtersets import DeploymentEventFilterSet, DeviceFilterSet, DeviceLicenseFilterSet
+from .forms import DeploymentSettingsForm, DistributionForm, LicenseManuallyForm
 from .ils import IlsUnavailable
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
     Device,
+    DeviceLicense,
     LicenseWait,
     Notification,
     ReconciliationReport,
     RegisteredPack,
+    WaitingReason,
 )
 from .notifications import EXPIRY_WINDOWS
-from .queries import devices_with_license_state
+from .queries import deployments_per_day, devices_with_license_state, licenses_with_state
 from .reconciliation import reconcile
-from .services import refresh_registered_packs, set_pack_active, update_deployment_settings
-from .tables import DeploymentEventTable, DeviceTable, RegisteredPackTable
+from .services import (
+    refresh_registered_packs,
+    set_distribution,
+    set_pack_active,
+    update_deployment_settings,
+)
+from .tables import (
+    DeploymentEventTable,
+    DeviceLicenseTable,
+    DeviceTable,
+    ExecutedActionTable,
+    RegisteredPackTable,
+)
 from .tasks import enqueue_sweep
 
 
@@ -83,6 +99,7 @@ def deployment(request):
                 return redirect("devices:deployment")
     else:
         form = DeploymentSettingsForm(instance=conf)
+    show_defaults(form)
     # the Activate/Deactivate cell reads ``can_change`` from this page's context
     packs = RegisteredPackTable(RegisteredPack.objects.prefetch_related("condition_directories"))
     events = DeploymentEventTable(DeploymentEvent.objects.order_by("-at", "-id"))
@@ -97,11 +114,26 @@ def deployment(request):
             "events": events,
             "can_change": request.user.has_perm("devices.change_deploymentsettings"),
             "reconciliation": ReconciliationReport.objects.order_by("-at", "-id").first(),
+            "deployments_per_day": deployments_per_day(),
             "waiting": LicenseWait.objects.values("service", "reason")
             .annotate(n=Count("pk"))
             .order_by("service"),
         },
     )
+
+
+def show_defaults(form):
+    """Each setting says its default beside it, as the UMS dialog documents them."""
+    for name, field in form.fields.items():
+        try:
+            default = DeploymentSettings._meta.get_field(name).get_default()
+        except FieldDoesNotExist:
+            continue
+        if isinstance(default, bool):
+            default = "on" if default else "off"
+        elif default in (None, ""):
+            default = "empty"
+        field.help_text = f"Default: {default}"
 
 
 def _deployment_action(request, action):
@@ -282,3 +314,131 @@ def notifications(request):
             "windows": EXPIRY_WINDOWS,
         },
     )
+
+
+# --- Device Licenses, Executed actions, the directory tree ------------------------------------------
+
+
+class PortalListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    """A UMS list page: filter, sort (ties broken on the primary key), 50 a page, exports."""
+
+    template_name = "devices/list_page.html"
+    table_pagination = {"per_page": 50}
+    heading = noun = ""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(heading=self.heading, noun=self.noun)
+        return context
+
+
+class DeviceLicenseListView(PortalListView):
+    """Licenses > Device Licenses: every license deployed to a device; ``?export=unit_ids`` gives the
+    unit ID list of the filtered rows, one a line."""
+
+    export_basename = "device-licenses"
+    filterset_class = DeviceLicenseFilterSet
+    table_class = DeviceLicenseTable
+    template_name = "devices/device_licenses.html"
+    heading, noun = "Device Licenses", "license(s)"
+
+    def get_queryset(self):
+        return licenses_with_state().order_by("unit_id", "service", "-issued_at", "pk")
+
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("export") == "unit_ids":
+            filterset = self.get_filterset(self.get_filterset_class())
+            rows = filterset.qs if filterset.is_valid() else DeviceLicense.objects.none()
+            return unit_id_list_response(rows, self.export_basename)
+        return super().get(request, *args, **kwargs)
+
+
+class ExecutedActionListView(PortalListView):
+    export_basename = "executed-actions"
+    filterset_class = DeploymentEventFilterSet
+    table_class = ExecutedActionTable
+    heading, noun = "Executed actions", "action(s)"
+    template_name = "devices/executed_actions.html"
+
+    def get_queryset(self):
+        return DeploymentEvent.objects.select_related("device").order_by("-at", "-pk")
+
+
+@require_safe
+@login_required
+def directory_tree(request):
+    roots, unfiled = tree_with_counts(clock.today())
+    return render(request, "devices/directory_tree.html", {"roots": roots, "unfiled": unfiled})
+
+
+# --- distribution conditions and the ALD preview ----------------------------------------------------
+
+CHANGE_PACK = "devices.change_registeredpack"
+
+
+@login_required
+def pack_distribution(request, pack_id):
+    """View/Edit Distribution Conditions of a registered pack."""
+    pack = get_object_or_404(RegisteredPack, pack_id=pack_id)
+    directory_paths = paths()
+    if request.method == "POST":
+        if not request.user.has_perm(CHANGE_PACK):
+            raise PermissionDenied("Changing distribution conditions needs the UMS administrator role.")
+        form = DistributionForm(request.POST, directory_paths=directory_paths)
+        if form.is_valid():
+            try:
+                made = set_distribution(
+                    pack.pack_id,
+                    form.cleaned_data["distribution_method"],
+                    form.cleaned_data["directories"],
+                    actor=request.user.get_username(),
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, made or "No change.")
+                return redirect("devices:deployment")
+    else:
+        form = DistributionForm(
+            initial={
+                "distribution_method": pack.distribution_method,
+                "directories": [str(pk) for pk in pack.condition_directories.values_list("pk", flat=True)],
+            },
+            directory_paths=directory_paths,
+        )
+    return render(
+        request,
+        "devices/pack_distribution.html",
+        {"pack": pack, "form": form, "can_change": request.user.has_perm(CHANGE_PACK)},
+    )
+
+
+@require_safe
+@login_required
+def ald_preview(request):
+    """What the next ALD run would do now, worked out without asking the licensing service or
+    writing anything (``manage.py ald_run --dry-run`` shows the same)."""
+    cycle = run_cycle(dry_run=True)
+    report = cycle.as_dict()
+    wanted = sorted(cycle.licensed_devices)[:PREVIEW_DEVICES]
+    reasons = dict(WaitingReason.choices)
+    return render(
+        request,
+        "devices/ald_preview.html",
+        {
+            "report": report,
+            "pack_rows": [
+                (pack_id, report["licensed_by_pack"].get(pack_id, 0), counts)
+                for pack_id, counts in sorted(report["packs"].items())
+            ],
+            "waiting_rows": [(reasons.get(r, r), n) for r, n in report["waiting_reasons"].items()],
+            "devices": Device.objects.filter(pk__in=wanted)
+            .select_related("directory")
+            .order_by("name", "pk"),
+            "shown": len(wanted),
+        },
+    )
+
+
+PREVIEW_DEVICES = 100

@@ -1,0 +1,65 @@
+"""The device list's license filters: license type (service) and the state of a license (licensed,
+expiring, grace, expired), alone or together, and the site; all with the export of the same rows."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from tests import ums_fleet
+
+pytestmark = pytest.mark.django_db
+URL = reverse("devices:device_list")
+
+
+@pytest.fixture
+def fleet(db):
+    return ums_fleet.build()
+
+
+def names(response):
+    assert response.status_code == 200
+    return [row.record.name for row in response.context["table"].page.object_list]
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"license": "grace"}, ["ITC-BER-SALES"]),
+        ({"license": "expired"}, ["ITC-BER-OLD"]),
+        ({"license": "expiring"}, [ums_fleet.FORMULA_NAME]),
+        ({"license": "licensed"}, ["ITC-HAM"]),
+        ({"service": "EMP"}, ["ITC-HAM"]),
+        ({"service": "WE"}, [ums_fleet.FORMULA_NAME, "ITC-BER-OLD", "ITC-BER-SALES", "ITC-HAM"]),
+        ({"service": "WE", "license": "expired"}, ["ITC-BER-OLD"]),
+        ({"service": "EMP", "license": "expired"}, []),
+        ({"site": "Hamburg HQ"}, ["ITC-HAM"]),
+        ({"site": "Berlin", "license": "grace"}, ["ITC-BER-SALES"]),
+        ({"license_state": "unlicensed"}, ["ITC-BER-OLD", "ITC-BER-SALES"]),
+    ],
+)
+def test_filter_lists_exactly_the_matching_devices(helpdesk_client, fleet, params, expected):
+    assert names(helpdesk_client.get(URL, params)) == expected
+
+
+def test_filter_choices_name_every_service_and_site(helpdesk_client, fleet):
+    form = helpdesk_client.get(URL).context["filter"].form
+    assert list(form.fields["service"].choices) == [("", "Any"), ("EMP", "EMP"), ("WE", "WE")]
+    assert list(form.fields["site"].choices) == [
+        ("", "Any"),
+        ("Berlin", "Berlin"),
+        ("Hamburg HQ", "Hamburg HQ"),
+        ("Munich", "Munich"),
+    ]
+    assert 'for="id_license"' in helpdesk_client.get(URL).content.decode()
+
+
+def test_unknown_service_is_an_error_and_lists_nothing(helpdesk_client, fleet):
+    response = helpdesk_client.get(URL, {"service": "NOPE"})
+    assert names(response) == []
+    assert "Select a valid choice. NOPE is not one of the available choices." in response.content.decode()
+
+
+def test_export_has_the_devices_of_the_license_filter(helpdesk_client, fleet):
+    response = helpdesk_client.get(URL, {"service": "WE", "license": "expired", "export": "json"})
+    assert [row["Name"] for row in json.loads(response.content)] == ["ITC-BER-OLD"]
