@@ -10,4 +10,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("ilp/", include("licensing.urls")),
     path("ums/", include("devices.urls")),
+    path("ils/v1/", include("licensing.api.urls")),
 ]

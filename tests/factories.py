@@ -75,7 +75,7 @@ def devices(count, start=1000, **kwargs):
 
 def ums():
     conf = ums_identity()
-    return register_ums_id(company(), conf.ums_id_fingerprint, conf.ums_id_name)
+    return register_ums_id(company(), conf.ums_id_fingerprint, conf.ums_id_name, conf.ums_id_certificate_pem)
 
 
 def pack(

@@ -571,7 +571,13 @@ def test_admin_changelist_lists_every_row_for_a_superuser(admin_client, fleet, m
     LicenseRequest.objects.create(
         device=device, service="EMP", pack_id="EMP-CCCCC", claim_token="t", claimed_until=clock.now()
     )
-    SubscriptionKey.objects.create(company=Company.objects.get(), key="SK-TEST-0001")
+    key = SubscriptionKey.objects.create(company=Company.objects.get(), key="SK-TEST-0001")
+    from devices.services import register_ald_token
+    from licensing.models import IlsRequest
+    from licensing.services import generate_ald_token
+
+    register_ald_token(generate_ald_token(key, actor="admin")[1], actor="admin")
+    IlsRequest.objects.create(caller="ums:1", idempotency_key="k-00000001", request_digest="0" * 64)
     from devices.notifications import check_notifications
     from devices.reconciliation import reconcile
 
