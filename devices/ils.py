@@ -133,7 +133,7 @@ class _RoutingClient:
                     log.warning("licensing service refused a credential: %s", exc)
                 refused.append(exc)
         if not answers and refused:
-            raise refused[0]
+            raise refused[-1]  # a token's refusal says more than "UMS ID not registered"
         return answers
 
     def _route(self, pack_id):
@@ -151,6 +151,10 @@ class _RoutingClient:
                     infos[info.pack_id], routes[info.pack_id] = info, credential
         self._routes = routes
         return list(infos.values())
+
+    def packs_via_token(self) -> set[str]:
+        """The packs of the last refresh that were listed through an ALD token, not the UMS ID."""
+        return {pack_id for pack_id, credential in (self._routes or {}).items() if credential is not UMS_ID}
 
     def request_licenses(self, pack_id: str, unit_ids: list[str]) -> AllocationResult:
         return self._call(self._route(pack_id), "request", pack_id=pack_id, unit_ids=list(unit_ids))
@@ -194,9 +198,7 @@ class InProcessLicensingClient(_RoutingClient):
 
         try:
             if credential is UMS_ID:
-                caller = ils.Caller(
-                    ums_fingerprint=self.ums_fingerprint, label=f"UMS ID {self.ums_fingerprint}"
-                )
+                caller = ils.ums_caller(self.ums_fingerprint)
             else:
                 caller = ils.authenticate_token(credential)
         except LicenseServiceError as exc:

@@ -17,6 +17,7 @@ from .models import (
     DeploymentSettings,
     Device,
     DeviceLicense,
+    DistributionMethod,
     LicenseStatus,
     RegisteredPack,
     UmsAldToken,
@@ -167,6 +168,7 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
     conf = ums_identity()
     client = get_client(conf.ums_id_fingerprint)
     infos = client.refresh_packs()
+    via_token = client.packs_via_token()
     merged = client.merged_packs()  # asked before the transaction: no I/O while it holds locks
     now = clock.now()
     known = {rp.pack_id: rp for rp in RegisteredPack.objects.filter(pack_id__in=[i.pack_id for i in infos])}
@@ -180,7 +182,11 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
                 pack_id=info.pack_id,
                 # distinct, ordered registration times keep "earliest registered" well defined
                 registered_at=now + timedelta(milliseconds=offset),
-                distribution_method=default_distribution_method(info.product_type),
+                # A pack that came with an ALD token (a service provider's UMS serving several
+                # companies) selects no device until its directory conditions are set.
+                distribution_method=DistributionMethod.CONDITIONS
+                if info.pack_id in via_token
+                else default_distribution_method(info.product_type),
             )
             created.append(rp)
         gained = _offers_more(rp, info) or gained

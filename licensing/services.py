@@ -518,6 +518,18 @@ def authenticate_token(token: str) -> Caller:
     )
 
 
+def ums_caller(fingerprint: str) -> Caller:
+    """The caller a UMS ID stands for inside this installation (the in-process client: same
+    installation, no signature); bad_credential when the License Portal does not know it."""
+    ums = UmsId.objects.filter(fingerprint=fingerprint or "").values_list("pk", flat=True).first()
+    if ums is None:
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_CREDENTIAL,
+            f"UMS ID {fingerprint!r} is not registered in the License Portal.",
+        )
+    return Caller(ums_fingerprint=fingerprint, ums_pk=ums, label=f"UMS ID {fingerprint}")
+
+
 def authenticate_ums(fingerprint, timestamp, idempotency_key, signature, method, path, body) -> Caller:
     """The caller a signed request stands for: the UMS ID must be registered with a certificate, the
     timestamp within MAX_CLOCK_SKEW of now and the signature the UMS ID key's over the request."""
