@@ -58,14 +58,15 @@ def _new_key_pair(conf, actor="UMS"):
             "ums_id_certificate_pem",
         ]
     )
-    message = f"UMS ID made: {fingerprint}"
-    if old:
-        message = (
-            f"New UMS ID {fingerprint} replaces {old}: in the License Portal use Change UMS ID with the "
-            "new certificate, so that the packs assigned to the old one stay with this UMS"
-        )
+    if not old:
+        log.info("UMS ID made: %s", fingerprint)
+        return
+    message = (
+        f"New UMS ID {fingerprint} replaces {old}: in the License Portal use Change UMS ID with the "
+        "new certificate, so that the packs assigned to the old one stay with this UMS"
+    )
     DeploymentEvent.objects.create(actor=actor, action=DeploymentEvent.Action.SETTINGS, message=message[:500])
-    log.warning(message) if old else log.info(message)
+    log.warning(message)
 
 
 def new_ums_id(actor: str) -> DeploymentSettings:
@@ -77,7 +78,18 @@ def new_ums_id(actor: str) -> DeploymentSettings:
     return conf
 
 
-SETTING_FIELDS = ("ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days", "notify_free_below")
+SETTING_FIELDS = (
+    "ald_enabled",
+    "sweep_minutes",
+    "exchange_enabled",
+    "exchange_days",
+    "notify_free_below",
+    "proxy_enabled",
+    "proxy_host",
+    "proxy_port",
+    "proxy_user",
+    "proxy_password",
+)
 NOTIFY_FREE_BELOW_MAX = 100_000
 
 
@@ -103,6 +115,14 @@ def update_deployment_settings(actor: str, **changes) -> list[str]:
                     f"{NOTIFY_FREE_BELOW_MAX}, not {value!r}."
                 }
             )
+    if "proxy_port" in changes:
+        value = changes["proxy_port"]
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535
+        ):
+            raise ValidationError(
+                {"proxy_port": f"proxy_port must be a port from 1 to 65535, not {value!r}."}
+            )
     with transaction.atomic():
         conf = DeploymentSettings.objects.select_for_update().get(pk=DeploymentSettings.load().pk)
         made = []
@@ -111,7 +131,10 @@ def update_deployment_settings(actor: str, **changes) -> list[str]:
             if old != value:
                 setattr(conf, name, value)
                 label = DeploymentSettings._meta.get_field(name).verbose_name
-                made.append(f"{label}: {old} -> {value}")
+                if name == "proxy_password":  # never written into the log
+                    made.append(f"{label} changed")
+                else:
+                    made.append(f"{label}: {old} -> {value}")
         if not made:
             return []
         conf.updated_at = clock.now()

@@ -1,3 +1,4 @@
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -13,7 +14,7 @@ from ald_portal.exports import ExportMixin
 
 from .device_licenses import clear_exclusion, delete_device, license_manually, remove_license
 from .filtersets import DeviceFilterSet
-from .forms import DeploymentSettingsForm, LicenseManuallyForm
+from .forms import AldTokenForm, DeploymentSettingsForm, LicenseManuallyForm
 from .ils import IlsUnavailable
 from .models import (
     DeploymentEvent,
@@ -23,11 +24,18 @@ from .models import (
     Notification,
     ReconciliationReport,
     RegisteredPack,
+    UmsAldToken,
 )
 from .notifications import EXPIRY_WINDOWS
 from .queries import devices_with_license_state
 from .reconciliation import reconcile
-from .services import refresh_registered_packs, set_pack_active, update_deployment_settings
+from .services import (
+    refresh_registered_packs,
+    register_ald_token,
+    remove_ald_token,
+    set_pack_active,
+    update_deployment_settings,
+)
 from .tables import DeploymentEventTable, DeviceTable, RegisteredPackTable
 from .tasks import enqueue_sweep
 
@@ -88,6 +96,9 @@ def deployment(request):
             "packs": packs,
             "events": events,
             "can_change": request.user.has_perm("devices.change_deploymentsettings"),
+            "ils_url": django_settings.ILS_URL,
+            "ald_tokens": UmsAldToken.objects.order_by("registered_at", "pk"),
+            "token_form": AldTokenForm(),
             "reconciliation": ReconciliationReport.objects.order_by("-at", "-id").first(),
             "waiting": LicenseWait.objects.values("service", "reason")
             .annotate(n=Count("pk"))
@@ -118,6 +129,14 @@ def _deployment_action(request, action):
             messages.success(
                 request, f"Pack {pack_id} {action}d." if done else f"Pack {pack_id} was already {action}d."
             )
+        elif action == "register_token":
+            row = register_ald_token(request.POST.get("token", ""), actor=actor, check=True)
+            messages.success(
+                request, f"ALD token {row.hint}… registered; refresh the packs to see its packs."
+            )
+        elif action == "remove_token":
+            row = remove_ald_token(_int(request.POST.get("token_id")), actor=actor)
+            messages.success(request, f"ALD token {row.hint}… removed.")
         else:
             messages.error(request, f"Unknown action {action!r}.")
     except IlsUnavailable as exc:
@@ -258,3 +277,16 @@ def notifications(request):
             "windows": EXPIRY_WINDOWS,
         },
     )
+
+
+@login_required
+def ums_certificate(request):
+    """Export this UMS's UMS ID certificate (.crt) for registering it in the License Portal."""
+    from django.http import HttpResponse
+
+    from .services import ums_identity
+
+    conf = ums_identity()
+    response = HttpResponse(conf.ums_id_certificate_pem, content_type="application/x-x509-ca-cert")
+    response["Content-Disposition"] = 'attachment; filename="ums-id.crt"'
+    return response

@@ -475,6 +475,12 @@ def test_administrator_change_goes_through_the_service_and_is_an_executed_action
                 "exchange_enabled": True,
                 "exchange_days": 14,
                 "notify_free_below": 10,
+                # the proxy, unchanged (no proxy)
+                "proxy_enabled": False,
+                "proxy_host": "",
+                "proxy_port": None,
+                "proxy_user": "",
+                "proxy_password": "",
             },
         )
     ]
