@@ -60,9 +60,9 @@ class DeploymentSettingsForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if data.get("proxy_enabled"):
-            if not data.get("proxy_host"):
+            if not data.get("proxy_host") and "proxy_host" not in self.errors:
                 self.add_error("proxy_host", "Proxy host is needed when a proxy is used.")
-            if not data.get("proxy_port"):
+            if not data.get("proxy_port") and "proxy_port" not in self.errors:
                 self.add_error("proxy_port", "Proxy port is needed when a proxy is used.")
         return data
 
