@@ -160,7 +160,15 @@ class _RoutingClient:
         return self._call(self._route(pack_id), "request", pack_id=pack_id, unit_ids=list(unit_ids))
 
     def release(self, pack_id: str, unit_id: str) -> bool:
-        return self._call(self._route(pack_id), "release", pack_id=pack_id, unit_id=unit_id)
+        """Free the slot; False when the unit held none there, or when the pack is no longer this
+        UMS's to manage (unassigned or gone in the License Portal): nothing this UMS can free."""
+        try:
+            return self._call(self._route(pack_id), "release", pack_id=pack_id, unit_id=unit_id)
+        except LicenseServiceError as exc:
+            if exc.code not in (LicenseErrorCode.PACK_NOT_ASSIGNED, LicenseErrorCode.UNKNOWN_PACK):
+                raise
+            log.warning("cannot release %s in %s: %s", unit_id, pack_id, exc.message)
+            return False
 
     def slots(self, pack_ids=None) -> list[tuple[str, str]]:
         if pack_ids is None:

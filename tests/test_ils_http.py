@@ -118,12 +118,15 @@ def test_release_frees_the_slot_and_releasing_twice_is_harmless(make_client):
     assert client.slots(["WE-AAAAA"]) == [("WE-AAAAA", UNITS[1])]
 
 
-def test_release_in_a_pack_of_another_ums_is_refused(make_client):
+def test_release_in_a_pack_of_another_ums_frees_nothing(make_client):
+    from licensing.services import request_licenses
+
     f.ums()
     f.pack("WE-AAAAA", total=5, assign=False)
-    with pytest.raises(LicenseServiceError) as refused:
-        make_client().release("WE-AAAAA", UNITS[0])
-    assert refused.value.code == LicenseErrorCode.PACK_NOT_ASSIGNED
+    request_licenses("WE-AAAAA", UNITS[:1])  # bound by the License Portal itself, no UMS
+    assert make_client().release("WE-AAAAA", UNITS[0]) is False
+    assert make_client().release("WE-ZZZZZ", UNITS[0]) is False
+    assert ProductPack.objects.get(pack_id="WE-AAAAA").used == 1
 
 
 def test_merged_packs_and_counter_reconciliation(make_client):
@@ -453,3 +456,19 @@ def test_one_ums_serving_several_companies_never_gives_one_companys_license_to_a
     assert len(slots) == 4
     assert all(owner[s.unit_id] == s.pack.company.name for s in slots)
     assert ProductPack.objects.get(pack_id="WE-BBBBB").used == 2
+
+
+def test_the_api_refuses_a_release_in_a_pack_not_assigned_to_the_caller(live_server):
+    from licensing.services import request_licenses
+
+    f.ums()
+    f.pack("WE-AAAAA", total=5, assign=False)
+    request_licenses("WE-AAAAA", UNITS[:1])
+    body = json.dumps({"pack_id": "WE-AAAAA", "unit_id": UNITS[0]}).encode()
+    response = signed(live_server, "POST", "/ils/v1/licenses/release", body)
+    assert response.status_code == 403
+    assert response.json()["error"] == {
+        "code": "pack_not_assigned",
+        "message": f"Pack WE-AAAAA is not assigned to UMS ID {ums_identity().ums_id_fingerprint}.",
+    }
+    assert ProductPack.objects.get(pack_id="WE-AAAAA").used == 1

@@ -319,3 +319,20 @@ def test_proxy_settings_are_saved_and_the_password_is_never_shown(ums_admin_clie
         "Proxy host 'http://x' must be a host name or address only, without scheme, port or user."
     ]
     assert DeploymentSettings.load().proxy_port == 3128
+
+
+def test_ums_id_command_shows_exports_and_renews(tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    call_command("ums_id", "--export", str(tmp_path / "ums.crt"), stdout=out)
+    conf = ums_identity()
+    assert f"SHA-256 fingerprint: {conf.ums_id_fingerprint}" in out.getvalue()
+    assert (tmp_path / "ums.crt").read_text() == conf.ums_id_certificate_pem
+    call_command("ums_id", "--new", stdout=out)
+    assert DeploymentSettings.load().ums_id_fingerprint != conf.ums_id_fingerprint
+    with pytest.raises(CommandError, match="--export /nonexistent/dir/x.crt: No such file or directory"):
+        call_command("ums_id", "--export", "/nonexistent/dir/x.crt", stdout=out)
