@@ -391,6 +391,13 @@ def assign_packs(ums: UmsId, packs, actor: str = "") -> int:
     """Assign packs to a UMS ID (ILP "+" on the UMS ID); returns how many changed. Packs of another
     company are refused."""
     packs = list(packs)
+    retired = [p for p in packs if p.status in (PackStatus.ARCHIVED, PackStatus.MERGED)]
+    if retired:
+        raise ValidationError(
+            {
+                "packs": f"Pack {retired[0].pack_id} is {retired[0].get_status_display().lower()} and cannot be assigned."
+            }
+        )
     foreign = [p.pack_id for p in packs if p.company_id != ums.company_id]
     if foreign:
         raise ValidationError(

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from . import services
 from .certificates import certificate_subject, load_certificate
-from .models import AldToken, Company, LicensePortalEvent, PackStatus, ProductPack, SubscriptionKey, UmsId
+from .models import AldToken, Company, LicensePortalEvent, ProductPack, SubscriptionKey, UmsId
 
 CHANGE_UMS_ID = "licensing.change_umsid"
 CHANGE_SUBSCRIPTION_KEY = "licensing.change_subscriptionkey"
@@ -88,11 +88,6 @@ def _packs_posted(request, ums):
 
 def _assign(request, ums):
     packs = _packs_posted(request, ums)
-    retired = [p.pack_id for p in packs if p.status in (PackStatus.ARCHIVED, PackStatus.MERGED)]
-    if retired:
-        raise ValidationError(
-            {"packs": f"Pack {retired[0]} is {'archived or merged'} and cannot be assigned."}
-        )
     n = services.assign_packs(ums, packs, actor=_actor(request))
     return f"{n} pack(s) assigned to {ums.name}." if n else "No change."
 
@@ -158,11 +153,8 @@ def ums_id_action(request, pk, action):
 def ums_id_register(request):
     if not request.user.has_perm(CHANGE_UMS_ID):
         raise PermissionDenied("Registering UMS IDs needs the permission to change UMS IDs.")
-    company = (
-        Company.objects.filter(pk=request.POST.get("company") or None).first()
-        if ((request.POST.get("company") or "").isdigit())
-        else None
-    )
+    posted = request.POST.get("company", "")
+    company = Company.objects.filter(pk=int(posted)).first() if posted.isdigit() else None
     try:
         if company is None:
             raise ValidationError({"company": f"Company {request.POST.get('company', '')!r} does not exist."})

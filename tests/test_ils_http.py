@@ -472,3 +472,30 @@ def test_the_api_refuses_a_release_in_a_pack_not_assigned_to_the_caller(live_ser
         "message": f"Pack WE-AAAAA is not assigned to UMS ID {ums_identity().ums_id_fingerprint}.",
     }
     assert ProductPack.objects.get(pack_id="WE-AAAAA").used == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_retries_with_one_idempotency_key_take_one_slot(live_server, postgres):
+    """Five copies of one request (same key) at once: the first stores its answer, the others wait on
+    the key's row and get that answer; one slot per unit ID."""
+    f.pack("WE-AAAAA", total=5)
+    body = json.dumps({"pack_id": "WE-AAAAA", "unit_ids": UNITS[:3]}).encode()
+    conf = ums_identity()
+    answers, start = [], threading.Barrier(5)
+
+    def ask():
+        start.wait()
+        answers.append(
+            signed(live_server, "POST", "/ils/v1/licenses/request", body, key="same-key-01", conf=conf)
+        )
+
+    threads = [threading.Thread(target=ask) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [200] * 5
+    assert len({json.dumps(a.json(), sort_keys=True) for a in answers}) == 1
+    assert sum("Idempotent-Replayed" in a.headers for a in answers) == 4
+    assert ProductPack.objects.get(pack_id="WE-AAAAA").used == 3
+    assert LicenseSlot.objects.count() == 3 and IlsRequest.objects.count() == 1

@@ -336,3 +336,16 @@ def test_ums_id_command_shows_exports_and_renews(tmp_path):
     assert DeploymentSettings.load().ums_id_fingerprint != conf.ums_id_fingerprint
     with pytest.raises(CommandError, match="--export /nonexistent/dir/x.crt: No such file or directory"):
         call_command("ums_id", "--export", "/nonexistent/dir/x.crt", stdout=out)
+
+
+def test_archived_packs_and_packs_of_another_company_are_not_assigned(ilp_client, ums):
+    f.pack("WE-ARCHV", total=2, status="ARCHIVED", assign=False)
+    f.pack("WE-OTHER", total=2, assign=False, company=f.company("Other AG", "GA-OTHER"))
+    archived = ilp_client.post(action(ums, "assign"), {"packs": ["WE-ARCHV"]})
+    assert archived.status_code == 400
+    assert "Pack WE-ARCHV is archived and cannot be assigned." in archived.content.decode()
+    foreign = ilp_client.post(action(ums, "assign"), {"packs": ["WE-OTHER"]})
+    assert "Pack WE-OTHER belongs to another company than UMS ID ALD Portal UMS." in foreign.content.decode()
+    assert not ProductPack.objects.filter(
+        pack_id__in=["WE-ARCHV", "WE-OTHER"], assigned_ums__isnull=False
+    ).exists()
