@@ -110,8 +110,20 @@ class _RoutingClient:
 
     def __init__(self, ums_fingerprint: str, tokens=()):
         self.ums_fingerprint = ums_fingerprint
-        self.tokens = list(tokens)
+        self._tokens = None if tokens is None else list(tokens)
         self._routes = None
+
+    @property
+    def tokens(self) -> list[str]:
+        """The ALD tokens registered in this UMS; read on first use (``tokens=None``), so a client
+        that is made but never asks costs no query."""
+        if self._tokens is None:
+            from .models import UmsAldToken
+
+            self._tokens = list(
+                UmsAldToken.objects.order_by("registered_at", "pk").values_list("token", flat=True)
+            )
+        return self._tokens
 
     def _credentials(self):
         return [UMS_ID, *self.tokens]
@@ -201,16 +213,24 @@ class InProcessLicensingClient(_RoutingClient):
     """Calls the licensing services in this process; credentials are checked as over HTTP, except
     that the UMS ID needs no signature (it is the same installation)."""
 
+    def _caller(self, credential):
+        from licensing import services as ils
+
+        callers = self.__dict__.setdefault("_callers", {})
+        if credential not in callers:
+            try:
+                if credential is UMS_ID:
+                    callers[credential] = ils.ums_caller(self.ums_fingerprint)
+                else:
+                    callers[credential] = ils.authenticate_token(credential)
+            except LicenseServiceError as exc:
+                raise IlsCredentialRefused(exc.code, exc.message) from exc
+        return callers[credential]
+
     def _call(self, credential, op, **kwargs):
         from licensing import services as ils
 
-        try:
-            if credential is UMS_ID:
-                caller = ils.ums_caller(self.ums_fingerprint)
-            else:
-                caller = ils.authenticate_token(credential)
-        except LicenseServiceError as exc:
-            raise IlsCredentialRefused(exc.code, exc.message) from exc
+        caller = self._caller(credential)
         fp, scope = caller.ums_fingerprint, {}
         if caller.subscription_key_id is not None:
             scope = {"subscription_key_id": caller.subscription_key_id}
@@ -353,14 +373,15 @@ def proxy_url(conf) -> str | None:
 
 def get_client(ums_fingerprint: str | None = None):
     """The client for this UMS: in-process, or over HTTP when ``ILS_URL`` is set."""
-    from .models import DeploymentSettings, UmsAldToken
     from .services import ums_identity
 
-    conf = ums_identity() if settings.ILS_URL or not ums_fingerprint else DeploymentSettings.load()
-    tokens = list(UmsAldToken.objects.order_by("registered_at", "pk").values_list("token", flat=True))
-    fingerprint = ums_fingerprint or conf.ums_id_fingerprint
     if settings.ILS_URL:
+        conf = ums_identity()
         return HttpLicensingClient(
-            settings.ILS_URL, fingerprint, conf.ums_id_private_key_pem, tokens, proxy_url=proxy_url(conf)
+            settings.ILS_URL,
+            conf.ums_id_fingerprint,
+            conf.ums_id_private_key_pem,
+            None,
+            proxy_url=proxy_url(conf),
         )
-    return InProcessLicensingClient(fingerprint, tokens)
+    return InProcessLicensingClient(ums_fingerprint or ums_identity().ums_id_fingerprint, None)

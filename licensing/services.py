@@ -965,14 +965,19 @@ def active_slots(
 def merged_pack_map(caller: Caller | None = None) -> dict[str, str]:
     """{pack ID: the pack it was merged into, following merges of merges}: slots moved there. For a
     ``caller``, only its own merged packs are listed."""
-    direct = dict(
-        ProductPack.objects.filter(merged_into__isnull=False).values_list("pack_id", "merged_into__pack_id")
+    rows = ProductPack.objects.filter(merged_into__isnull=False).values_list(
+        "pack_id", "merged_into__pack_id", "assigned_ums__fingerprint", "subscription_key_id"
     )
-    mine = (
-        None
-        if caller is None
-        else set(caller.packs().filter(merged_into__isnull=False).values_list("pack_id", flat=True))
-    )
+    direct, mine = {}, set()
+    for pack_id, into, fingerprint, key_id in rows:
+        direct[pack_id] = into
+        if caller is not None and (
+            key_id == caller.subscription_key_id
+            if caller.subscription_key_id is not None
+            else fingerprint == caller.ums_fingerprint
+        ):
+            mine.add(pack_id)
+    mine = None if caller is None else mine
     resolved = {}
     for pack_id in direct:
         if mine is not None and pack_id not in mine:
