@@ -387,3 +387,17 @@ def remove_ald_token(token_pk: int, actor: str) -> UmsAldToken:
             actor=actor, action=DeploymentEvent.Action.SETTINGS, message=f"ALD token {row.hint}… removed"
         )
     return row
+
+
+def check_connection() -> str:
+    """*Test connection / Check UMS ID registration*: ask the licensing service for this UMS's packs
+    and say through which credential they come. Changes nothing; raises IlsUnavailable (or
+    IlsCredentialRefused) when it cannot be asked."""
+    client = get_client()
+    infos = client.refresh_packs()
+    via_token = client.packs_via_token()
+    where = django_settings.ILS_URL or "this portal (embedded)"
+    return (
+        f"The licensing service at {where} answers: {len(infos) - len(via_token)} pack(s) through the "
+        f"UMS ID, {len(via_token)} through ALD tokens."
+    )

@@ -30,6 +30,7 @@ from .notifications import EXPIRY_WINDOWS
 from .queries import devices_with_license_state
 from .reconciliation import reconcile
 from .services import (
+    check_connection,
     refresh_registered_packs,
     register_ald_token,
     remove_ald_token,
@@ -129,6 +130,8 @@ def _deployment_action(request, action):
             messages.success(
                 request, f"Pack {pack_id} {action}d." if done else f"Pack {pack_id} was already {action}d."
             )
+        elif action == "test_connection":
+            messages.success(request, check_connection())
         elif action == "register_token":
             row = register_ald_token(request.POST.get("token", ""), actor=actor, check=True)
             messages.success(

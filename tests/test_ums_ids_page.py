@@ -349,3 +349,19 @@ def test_archived_packs_and_packs_of_another_company_are_not_assigned(ilp_client
     assert not ProductPack.objects.filter(
         pack_id__in=["WE-ARCHV", "WE-OTHER"], assigned_ums__isnull=False
     ).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_test_connection_says_what_the_licensing_service_answers(ums_admin_client, settings, live_server):
+    f.pack("WE-AAAAA", total=5)
+    response = ums_admin_client.post(DEPLOYMENT, {"action": "test_connection"}, follow=True)
+    assert (
+        "The licensing service at this portal (embedded) answers: 1 pack(s) through the UMS ID, 0 through ALD tokens."
+        in response.content.decode()
+    )
+    settings.ILS_URL = live_server.url
+    response = ums_admin_client.post(DEPLOYMENT, {"action": "test_connection"}, follow=True)
+    assert f"The licensing service at {live_server.url} answers: 1 pack(s)" in response.content.decode()
+    UmsId.objects.update(certificate_pem="")  # the License Portal lost the certificate
+    response = ums_admin_client.post(DEPLOYMENT, {"action": "test_connection"}, follow=True)
+    assert "The licensing service cannot be reached: bad_credential: UMS ID" in response.content.decode()
