@@ -221,7 +221,10 @@ def test_generate_shows_the_token_once_and_keeps_only_its_hash(ilp_client, key):
     response = ilp_client.post(reverse("licensing:ald_token_action", args=[key.pk, "generate"]))
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     token = response.context["new_token"]["token"]
-    assert token.startswith("ald_") and f'<code class="token" style="word-break:break-all">{token}</code>' in response.content.decode()
+    assert (
+        token.startswith("ald_")
+        and f'<code class="token" style="word-break:break-all">{token}</code>' in response.content.decode()
+    )
     row = AldToken.objects.get()
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest() and row.created_by == "ilp-admin"
     assert token not in str(list(AldToken.objects.values())) + str(list(LicensePortalEvent.objects.values()))
