@@ -11,4 +11,5 @@ urlpatterns = [
     path("ilp/", include("licensing.urls")),
     path("ums/", include("devices.urls")),
     path("umsapi/", include("devices.imi.urls")),
+    path("ils/v1/", include("licensing.api.urls")),
 ]

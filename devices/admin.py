@@ -16,6 +16,7 @@ from .models import (
     Notification,
     ReconciliationReport,
     RegisteredPack,
+    UmsAldToken,
 )
 
 
@@ -48,6 +49,8 @@ class DeploymentSettingsAdmin(admin.ModelAdmin):
     list_display = ("__str__", "ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days")
     list_filter = ("ald_enabled", "exchange_enabled")
     search_fields = ("ums_id_name",)
+    # The UMS ID private key and the proxy password are never shown or edited here.
+    exclude = ("proxy_password",)
 
     def has_add_permission(self, request):
         return not DeploymentSettings.objects.exists()
@@ -161,7 +164,18 @@ class DeviceCommandAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+
+@admin.register(UmsAldToken)
+class UmsAldTokenAdmin(admin.ModelAdmin):
+    # the token itself is a credential: only its first characters are shown
+    list_display = ("hint", "registered_at", "registered_by")
+    search_fields = ("hint", "registered_by")
+    exclude = ("token",)
+
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

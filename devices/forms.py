@@ -16,14 +16,59 @@ def _bounded(name, low=MINUTES_MIN, high=MINUTES_MAX):
     return forms.IntegerField(label=capfirst(field.verbose_name), min_value=low, max_value=high)
 
 
+PROXY_FIELDS = ["proxy_enabled", "proxy_host", "proxy_port", "proxy_user", "proxy_password"]
+
+
 class DeploymentSettingsForm(forms.ModelForm):
     sweep_minutes = _bounded("sweep_minutes")
     exchange_days = _bounded("exchange_days")
     notify_free_below = _bounded("notify_free_below", NOTIFY_MIN, NOTIFY_MAX)
+    # Edit Proxy Configuration: the proxy towards the licensing service (used when ILS_URL is set)
+    proxy_port = forms.IntegerField(label="Proxy port", min_value=1, max_value=65535, required=False)
+    proxy_password = forms.CharField(
+        label="Proxy password",
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Left empty: the saved password is kept.",
+    )
 
     class Meta:
         model = DeploymentSettings
-        fields = ["ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days", "notify_free_below"]
+        fields = [
+            "ald_enabled",
+            "sweep_minutes",
+            "exchange_enabled",
+            "exchange_days",
+            "notify_free_below",
+            *PROXY_FIELDS,
+        ]
+
+    def clean_proxy_host(self):
+        host = self.cleaned_data.get("proxy_host", "").strip()
+        if host and any(c in host for c in "/@: \t"):
+            raise forms.ValidationError(
+                f"Proxy host {host!r} must be a host name or address only, without scheme, port or user."
+            )
+        return host
+
+    def clean_proxy_password(self):
+        return self.cleaned_data.get("proxy_password") or (
+            self.instance.proxy_password if self.instance else ""
+        )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("proxy_enabled"):
+            if not data.get("proxy_host") and "proxy_host" not in self.errors:
+                self.add_error("proxy_host", "Proxy host is needed when a proxy is used.")
+            if not data.get("proxy_port") and "proxy_port" not in self.errors:
+                self.add_error("proxy_port", "Proxy port is needed when a proxy is used.")
+        return data
+
+
+class AldTokenForm(forms.Form):
+    token = forms.CharField(label="ALD token", max_length=100, widget=forms.PasswordInput(render_value=False))
 
 
 class DeviceAdminForm(forms.ModelForm):

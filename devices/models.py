@@ -137,6 +137,16 @@ class DeploymentSettings(models.Model):
     )
     ums_id_fingerprint = models.CharField("UMS ID (SHA-256 fingerprint)", max_length=95, blank=True)
     ums_id_name = models.CharField("UMS ID name", max_length=200, blank=True)
+    # The UMS ID key pair, made at installation (devices.services.ums_identity). The private key stays
+    # in this database, on the UMS side only; the certificate is what the License Portal registers.
+    ums_id_private_key_pem = models.TextField("UMS ID private key", blank=True, editable=False)
+    ums_id_certificate_pem = models.TextField("UMS ID certificate", blank=True, editable=False)
+    # Edit Proxy Configuration: the proxy towards the licensing service (and other IGEL cloud services).
+    proxy_enabled = models.BooleanField("Use a proxy", default=False)
+    proxy_host = models.CharField("Proxy host", max_length=255, blank=True)
+    proxy_port = models.PositiveIntegerField("Proxy port", null=True, blank=True)
+    proxy_user = models.CharField("Proxy user", max_length=200, blank=True)
+    proxy_password = models.CharField("Proxy password", max_length=200, blank=True)
     updated_at = models.DateTimeField(default=clock.now)
 
     class Meta:
@@ -154,6 +164,24 @@ class DeploymentSettings(models.Model):
     def load(cls):
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+class UmsAldToken(models.Model):
+    """An ALD token registered in this UMS (Licenses > Deployment > Register Pack, token dialog): the
+    packs of its subscription key become available to this UMS without its UMS ID. The token is the
+    credential itself, so the UMS keeps it as it was given; pages show only its first characters."""
+
+    token = models.CharField(max_length=100, unique=True, editable=False)
+    hint = models.CharField(max_length=16, editable=False)
+    registered_at = models.DateTimeField(default=clock.now)
+    registered_by = models.CharField(max_length=200)
+
+    class Meta:
+        verbose_name = "registered ALD token"
+        ordering = ["registered_at", "pk"]
+
+    def __str__(self):
+        return f"{self.hint}…"
 
 
 class RegisteredPack(models.Model):

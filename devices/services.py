@@ -1,8 +1,7 @@
 """Every write on the UMS side that has rules: deployment settings, registered packs, devices."""
 
-import hashlib
 import logging
-import secrets
+import re
 from datetime import timedelta
 
 from django.conf import settings as django_settings
@@ -13,7 +12,7 @@ from django.db.models import Count
 from ald_portal import clock
 
 from .directories import paths
-from .ils import get_client
+from .ils import get_client, make_ums_key_pair
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
@@ -23,6 +22,7 @@ from .models import (
     DistributionMethod,
     LicenseStatus,
     RegisteredPack,
+    UmsAldToken,
     default_distribution_method,
 )
 from .schedules import ensure_sweep_schedule
@@ -32,22 +32,66 @@ log = logging.getLogger(__name__)
 
 
 def ums_identity() -> DeploymentSettings:
-    """This installation's UMS ID: made once, on first use, and kept. Two processes starting at
-    once make one: the second waits for the first's row lock and finds the fingerprint set."""
+    """This installation's UMS ID: a key pair made once, on first use (the installation), and kept.
+    The private key stays in this database; the certificate's SHA-256 fingerprint is the UMS ID the
+    License Portal knows. Two processes starting at once make one: the second waits for the first's
+    row lock and finds the key set."""
     conf = DeploymentSettings.load()
-    if conf.ums_id_fingerprint:
+    if conf.ums_id_fingerprint and conf.ums_id_private_key_pem:
         return conf
     with transaction.atomic():
         conf = DeploymentSettings.objects.select_for_update().get(pk=conf.pk)
-        if not conf.ums_id_fingerprint:
-            digest = hashlib.sha256(secrets.token_bytes(64)).hexdigest().upper()
-            conf.ums_id_fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
-            conf.ums_id_name = django_settings.PORTAL_UMS_NAME
-            conf.save(update_fields=["ums_id_fingerprint", "ums_id_name"])
+        if not conf.ums_id_private_key_pem:
+            _new_key_pair(conf)
     return conf
 
 
-SETTING_FIELDS = ("ald_enabled", "sweep_minutes", "exchange_enabled", "exchange_days", "notify_free_below")
+def _new_key_pair(conf, actor="UMS"):
+    old = conf.ums_id_fingerprint
+    conf.ums_id_name = conf.ums_id_name or django_settings.PORTAL_UMS_NAME
+    private_pem, cert_pem, fingerprint = make_ums_key_pair(conf.ums_id_name)
+    conf.ums_id_private_key_pem, conf.ums_id_certificate_pem = private_pem, cert_pem
+    conf.ums_id_fingerprint = fingerprint
+    conf.save(
+        update_fields=[
+            "ums_id_fingerprint",
+            "ums_id_name",
+            "ums_id_private_key_pem",
+            "ums_id_certificate_pem",
+        ]
+    )
+    if not old:
+        log.info("UMS ID made: %s", fingerprint)
+        return
+    message = (
+        f"New UMS ID {fingerprint} replaces {old}: in the License Portal use Change UMS ID with the "
+        "new certificate, so that the packs assigned to the old one stay with this UMS"
+    )
+    DeploymentEvent.objects.create(actor=actor, action=DeploymentEvent.Action.SETTINGS, message=message[:500])
+    log.warning(message)
+
+
+def new_ums_id(actor: str) -> DeploymentSettings:
+    """Make a new key pair for this UMS (a compromised key, a migration): the old UMS ID stops
+    working at the licensing service until the new certificate is registered with *Change UMS ID*."""
+    with transaction.atomic():
+        conf = DeploymentSettings.objects.select_for_update().get(pk=DeploymentSettings.load().pk)
+        _new_key_pair(conf, actor)
+    return conf
+
+
+SETTING_FIELDS = (
+    "ald_enabled",
+    "sweep_minutes",
+    "exchange_enabled",
+    "exchange_days",
+    "notify_free_below",
+    "proxy_enabled",
+    "proxy_host",
+    "proxy_port",
+    "proxy_user",
+    "proxy_password",
+)
 NOTIFY_FREE_BELOW_MAX = 100_000
 
 
@@ -73,6 +117,14 @@ def update_deployment_settings(actor: str, **changes) -> list[str]:
                     f"{NOTIFY_FREE_BELOW_MAX}, not {value!r}."
                 }
             )
+    if "proxy_port" in changes:
+        value = changes["proxy_port"]
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535
+        ):
+            raise ValidationError(
+                {"proxy_port": f"proxy_port must be a port from 1 to 65535, not {value!r}."}
+            )
     with transaction.atomic():
         conf = DeploymentSettings.objects.select_for_update().get(pk=DeploymentSettings.load().pk)
         made = []
@@ -81,7 +133,10 @@ def update_deployment_settings(actor: str, **changes) -> list[str]:
             if old != value:
                 setattr(conf, name, value)
                 label = DeploymentSettings._meta.get_field(name).verbose_name
-                made.append(f"{label}: {old} -> {value}")
+                if name == "proxy_password":  # never written into the log
+                    made.append(f"{label} changed")
+                else:
+                    made.append(f"{label}: {old} -> {value}")
         if not made:
             return []
         conf.updated_at = clock.now()
@@ -138,6 +193,7 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
     conf = ums_identity()
     client = get_client(conf.ums_id_fingerprint)
     infos = client.refresh_packs()
+    via_token = client.packs_via_token()
     merged = client.merged_packs()  # asked before the transaction: no I/O while it holds locks
     now = clock.now()
     known = {rp.pack_id: rp for rp in RegisteredPack.objects.filter(pack_id__in=[i.pack_id for i in infos])}
@@ -151,7 +207,11 @@ def refresh_registered_packs(actor: str = "ALD", trigger_sweep: bool = True) -> 
                 pack_id=info.pack_id,
                 # distinct, ordered registration times keep "earliest registered" well defined
                 registered_at=now + timedelta(milliseconds=offset),
-                distribution_method=default_distribution_method(info.product_type),
+                # A pack that came with an ALD token (a service provider's UMS serving several
+                # companies) selects no device until its directory conditions are set.
+                distribution_method=DistributionMethod.CONDITIONS
+                if info.pack_id in via_token
+                else default_distribution_method(info.product_type),
             )
             created.append(rp)
         gained = _offers_more(rp, info) or gained
@@ -346,3 +406,64 @@ def set_distribution(pack_id: str, method: str, directory_ids, actor: str) -> st
         if method != DistributionMethod.DISABLED and DeploymentSettings.load().ald_enabled:
             enqueue_sweep()
     return message
+
+
+# --- ALD tokens registered in this UMS (Register Pack, token dialog) ------------------------------------
+ALD_TOKEN_RE = re.compile(r"^ald_[A-Za-z0-9_-]{20,96}$")
+
+
+def register_ald_token(token: str, actor: str, check: bool = False) -> UmsAldToken:
+    """Register an ALD token from the License Portal: the packs of its subscription key become
+    available to this UMS with the next refresh. With ``check`` the licensing service is asked first
+    (the token validation dialog), and a token it refuses is not registered."""
+    token = (token or "").strip()
+    if not ALD_TOKEN_RE.match(token):
+        shown = token[:10] + ("…" if len(token) > 10 else "")
+        raise ValidationError(
+            {"token": f"ALD token {shown!r} is not of the form ald_ and 20 or more letters or digits."}
+        )
+    if UmsAldToken.objects.filter(token=token).exists():
+        raise ValidationError({"token": f"ALD token {token[:10]}… is registered already."})
+    if check:
+        from .ils import IlsUnavailable
+
+        client = get_client()
+        try:
+            packs = client._call(token, "packs")
+        except IlsUnavailable as exc:
+            raise ValidationError({"token": f"ALD token {token[:10]}… was not accepted: {exc}"}) from exc
+        log.info("ALD token %s… gives %d pack(s)", token[:10], len(packs))
+    with transaction.atomic():
+        row = UmsAldToken.objects.create(token=token, hint=token[:10], registered_by=actor[:200])
+        DeploymentEvent.objects.create(
+            actor=actor, action=DeploymentEvent.Action.SETTINGS, message=f"ALD token {row.hint}… registered"
+        )
+    return row
+
+
+def remove_ald_token(token_pk: int, actor: str) -> UmsAldToken:
+    """Remove a registered ALD token; the packs it brought stay registered with their last counts but
+    cannot take new licenses through it."""
+    with transaction.atomic():
+        row = UmsAldToken.objects.filter(pk=token_pk).first()
+        if row is None:
+            raise ValidationError({"token": f"No registered ALD token {token_pk}."})
+        row.delete()
+        DeploymentEvent.objects.create(
+            actor=actor, action=DeploymentEvent.Action.SETTINGS, message=f"ALD token {row.hint}… removed"
+        )
+    return row
+
+
+def check_connection() -> str:
+    """*Test connection / Check UMS ID registration*: ask the licensing service for this UMS's packs
+    and say through which credential they come. Changes nothing; raises IlsUnavailable (or
+    IlsCredentialRefused) when it cannot be asked."""
+    client = get_client()
+    infos = client.refresh_packs()
+    via_token = client.packs_via_token()
+    where = django_settings.ILS_URL or "this portal (embedded)"
+    return (
+        f"The licensing service at {where} answers: {len(infos) - len(via_token)} pack(s) through the "
+        f"UMS ID, {len(via_token)} through ALD tokens."
+    )

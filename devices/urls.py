@@ -18,5 +18,6 @@ urlpatterns = [
     path("directories/", views.directory_tree, name="directory_tree"),
     path("deployment/preview/", views.ald_preview, name="ald_preview"),
     path("deployment/packs/<str:pack_id>/distribution/", views.pack_distribution, name="pack_distribution"),
+    path("deployment/ums-id.crt", views.ums_certificate, name="ums_certificate"),
     path("notifications/", views.notifications, name="notifications"),
 ]

@@ -1,3 +1,4 @@
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -24,7 +25,7 @@ from .directories import paths, tree_with_counts
 from .engine import run_cycle
 from .exports import unit_id_list_response
 from .filtersets import DeploymentEventFilterSet, DeviceFilterSet, DeviceLicenseFilterSet
-from .forms import DeploymentSettingsForm, DistributionForm, LicenseManuallyForm
+from .forms import AldTokenForm, DeploymentSettingsForm, DistributionForm, LicenseManuallyForm
 from .ils import IlsUnavailable
 from .models import (
     DeploymentEvent,
@@ -35,13 +36,17 @@ from .models import (
     Notification,
     ReconciliationReport,
     RegisteredPack,
+    UmsAldToken,
     WaitingReason,
 )
 from .notifications import EXPIRY_WINDOWS
 from .queries import deployments_per_day, devices_with_license_state, licenses_with_state
 from .reconciliation import reconcile
 from .services import (
+    check_connection,
     refresh_registered_packs,
+    register_ald_token,
+    remove_ald_token,
     set_distribution,
     set_pack_active,
     update_deployment_settings,
@@ -113,6 +118,9 @@ def deployment(request):
             "packs": packs,
             "events": events,
             "can_change": request.user.has_perm("devices.change_deploymentsettings"),
+            "ils_url": django_settings.ILS_URL,
+            "ald_tokens": UmsAldToken.objects.order_by("registered_at", "pk"),
+            "token_form": AldTokenForm(),
             "reconciliation": ReconciliationReport.objects.order_by("-at", "-id").first(),
             "deployments_per_day": deployments_per_day(),
             "waiting": LicenseWait.objects.values("service", "reason")
@@ -158,6 +166,16 @@ def _deployment_action(request, action):
             messages.success(
                 request, f"Pack {pack_id} {action}d." if done else f"Pack {pack_id} was already {action}d."
             )
+        elif action == "test_connection":
+            messages.success(request, check_connection())
+        elif action == "register_token":
+            row = register_ald_token(request.POST.get("token", ""), actor=actor, check=True)
+            messages.success(
+                request, f"ALD token {row.hint}… registered; refresh the packs to see its packs."
+            )
+        elif action == "remove_token":
+            row = remove_ald_token(_int(request.POST.get("token_id")), actor=actor)
+            messages.success(request, f"ALD token {row.hint}… removed.")
         else:
             messages.error(request, f"Unknown action {action!r}.")
     except IlsUnavailable as exc:
@@ -442,3 +460,16 @@ def ald_preview(request):
 
 
 PREVIEW_DEVICES = 100
+
+
+@login_required
+def ums_certificate(request):
+    """Export this UMS's UMS ID certificate (.crt) for registering it in the License Portal."""
+    from django.http import HttpResponse
+
+    from .services import ums_identity
+
+    conf = ums_identity()
+    response = HttpResponse(conf.ums_id_certificate_pem, content_type="application/x-x509-ca-cert")
+    response["Content-Disposition"] = 'attachment; filename="ums-id.crt"'
+    return response

@@ -1,6 +1,17 @@
 from django.contrib import admin
 
-from .models import Company, LicenseSlot, Order, PackSizeChange, ProductPack, SubscriptionKey, UmsId
+from .models import (
+    AldToken,
+    Company,
+    IlsRequest,
+    LicensePortalEvent,
+    LicenseSlot,
+    Order,
+    PackSizeChange,
+    ProductPack,
+    SubscriptionKey,
+    UmsId,
+)
 
 
 @admin.register(Company)
@@ -27,7 +38,7 @@ class SubscriptionKeyAdmin(admin.ModelAdmin):
 
 @admin.register(UmsId)
 class UmsIdAdmin(admin.ModelAdmin):
-    list_display = ("name", "fingerprint", "company", "auto_assign", "registered_at")
+    list_display = ("name", "fingerprint", "company", "auto_assign", "registered_at", "last_contact_at")
     list_select_related = ("company",)
     list_filter = ("company", "auto_assign")
     search_fields = ("name", "fingerprint")
@@ -105,3 +116,46 @@ class LicenseSlotAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by their services: listed and searchable, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AldToken)
+class AldTokenAdmin(ReadOnlyAdmin):
+    # the hash is not shown: it identifies a live credential
+    list_display = (
+        "hint",
+        "subscription_key",
+        "created_at",
+        "created_by",
+        "revoked_at",
+        "revoked_by",
+        "last_used_at",
+    )
+    list_select_related = ("subscription_key",)
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("hint", "subscription_key__key")
+    exclude = ("token_hash",)
+
+
+@admin.register(IlsRequest)
+class IlsRequestAdmin(ReadOnlyAdmin):
+    list_display = ("at", "caller", "idempotency_key", "status_code")
+    list_filter = ("status_code",)
+    search_fields = ("caller", "idempotency_key")
+
+
+@admin.register(LicensePortalEvent)
+class LicensePortalEventAdmin(ReadOnlyAdmin):
+    list_display = ("at", "actor", "action", "ums", "subscription_key", "message")
+    list_select_related = ("ums", "subscription_key")
+    list_filter = ("action",)
+    search_fields = ("actor", "message")

@@ -100,7 +100,10 @@ class SubscriptionKey(models.Model):
 
 
 class UmsId(models.Model):
-    """A UMS installation as the License Portal knows it: its certificate fingerprint and name."""
+    """A UMS installation as the License Portal knows it: its certificate (the public half of the key
+    pair made at the UMS's installation), the certificate's SHA-256 fingerprint and a name. The
+    private key never leaves the UMS; the licensing service verifies the UMS's signed requests with
+    the public key in ``certificate_pem``."""
 
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="ums_ids")
     fingerprint = models.CharField("SHA-256 fingerprint", max_length=95, unique=True)
@@ -108,6 +111,7 @@ class UmsId(models.Model):
     certificate_pem = models.TextField(blank=True)
     auto_assign = models.BooleanField(default=False, help_text="Assign future Product Packs to this UMS ID.")
     registered_at = models.DateTimeField(default=clock.now)
+    last_contact_at = models.DateTimeField("Last contact from the UMS", null=True, blank=True)
 
     class Meta:
         verbose_name = "UMS ID"
@@ -176,6 +180,13 @@ class ProductPack(models.Model):
         e.g. ``{"reason": SizeChangeReason.SPLIT, "actor": ..., "detail": ...}``), so the history
         explains the whole of ``total_licenses``. ``bulk_create`` writes no history."""
         self.service = service_for(self.product_type, self.pack_id)
+        if self._state.adding and self.assigned_ums_id is None and self.company_id is not None:
+            # ILP "Auto assign": a new pack of the company goes to its auto-assign UMS ID.
+            self.assigned_ums = (
+                UmsId.objects.filter(company_id=self.company_id, auto_assign=True)
+                .order_by("registered_at", "pk")
+                .first()
+            )
         if not self._state.adding:
             if kwargs.get("update_fields") is None:
                 # ``used`` moves only by the allocation's conditional UPDATE: a save from an older
@@ -273,3 +284,89 @@ class PackSizeChange(models.Model):
     @property
     def change(self):
         return self.new_total - self.old_total
+
+
+class AldToken(models.Model):
+    """An ALD token of a subscription key (ILP *Generate ALD Token*), for service providers whose one
+    UMS serves several companies. Only a SHA-256 hash is kept: the token itself is shown once, when it
+    is made. *Delete ALD Token* revokes it (``revoked_at``) and issues a new one."""
+
+    subscription_key = models.ForeignKey(SubscriptionKey, on_delete=models.PROTECT, related_name="ald_tokens")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=16, editable=False, help_text="The token's first characters.")
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.CharField(max_length=200)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "ALD token"
+        ordering = ["subscription_key_id", "-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription_key"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_current_ald_token_per_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.hint}… ({self.subscription_key_id})"
+
+    @property
+    def revoked(self):
+        return self.revoked_at is not None
+
+
+class IlsRequest(models.Model):
+    """The answer the licensing service gave to one write request, kept under the caller's
+    idempotency key: a retry with the same key (after a timeout, say) gets this answer again and
+    never takes a second slot."""
+
+    caller = models.CharField(max_length=120, help_text="ums:<UMS ID pk> or token:<subscription key pk>")
+    idempotency_key = models.CharField(max_length=100)
+    request_digest = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(default=0)
+    response = models.JSONField(default=dict)
+    at = models.DateTimeField(default=clock.now, db_index=True)
+
+    class Meta:
+        verbose_name = "ILS request"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["caller", "idempotency_key"], name="one_answer_per_idempotency_key"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.caller} {self.idempotency_key}"
+
+
+class LicensePortalEvent(models.Model):
+    """Who changed what on the License Portal's UMS ID and subscription key pages. Appended only."""
+
+    class Action(models.TextChoices):
+        REGISTER = "REGISTER", "Register UMS ID"
+        RENAME = "RENAME", "Rename UMS ID"
+        CHANGE_UMS_ID = "CHANGE_UMS_ID", "Change UMS ID"
+        ASSIGN = "ASSIGN", "Assign packs"
+        UNASSIGN = "UNASSIGN", "Unassign packs"
+        AUTO_ASSIGN = "AUTO_ASSIGN", "Auto assign"
+        TOKEN_GENERATED = "TOKEN_GENERATED", "Generate ALD token"
+        TOKEN_DELETED = "TOKEN_DELETED", "Delete ALD token"
+
+    at = models.DateTimeField(default=clock.now)
+    actor = models.CharField(max_length=200)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    ums = models.ForeignKey(UmsId, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    subscription_key = models.ForeignKey(
+        SubscriptionKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    message = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor}: {self.message}"

@@ -7,6 +7,8 @@ too. Those that touch counters lock the pack rows first (``select_for_update``, 
 then the slots, so they serialize with each other and with allocations without deadlocking. Their
 refusals are ``ValidationError``s keyed by the field at fault, naming the value; they change nothing."""
 
+import datetime
+import hashlib
 import logging
 import secrets
 import string
@@ -18,15 +20,27 @@ from django.db.models import Count, F
 
 from ald_portal import clock
 
-from .contract import AllocationResult, Grant, LicenseErrorCode, LicenseServiceError, PackInfo
+from .certificates import certificate_subject, fingerprint_of, load_certificate, signature_valid
+from .contract import (
+    MAX_CLOCK_SKEW,
+    AllocationResult,
+    Grant,
+    LicenseErrorCode,
+    LicenseServiceError,
+    PackInfo,
+    signing_payload,
+)
 from .models import (
     UNIT_ID_RE,
+    AldToken,
+    LicensePortalEvent,
     LicenseSlot,
     Order,
     PackSizeChange,
     PackStatus,
     ProductPack,
     SizeChangeReason,
+    SubscriptionKey,
     UmsId,
 )
 
@@ -51,26 +65,78 @@ def pack_info(pack: ProductPack) -> PackInfo:
     )
 
 
-def packs_for_ums(fingerprint: str, pack_ids=None) -> list[PackInfo]:
-    """The packs assigned to a UMS ID, as the UMS sees them on refresh."""
-    qs = ProductPack.objects.select_related("order").filter(assigned_ums__fingerprint=fingerprint)
+@dataclass(frozen=True)
+class Caller:
+    """Who asks the licensing service: a UMS by its UMS ID (the packs assigned to it), or a UMS holding
+    a subscription key's ALD token (the packs of that key). Exactly one of the two is set."""
+
+    ums_fingerprint: str | None = None
+    subscription_key_id: int | None = None
+    ums_pk: int | None = None
+    label: str = ""
+
+    @property
+    def scope(self) -> str:
+        """The caller's name for idempotency keys: stable across *Change UMS ID* and token reissue."""
+        if self.subscription_key_id is not None:
+            return f"token:{self.subscription_key_id}"
+        return f"ums:{self.ums_pk or self.ums_fingerprint}"
+
+    def packs(self):
+        if self.subscription_key_id is not None:
+            return ProductPack.objects.filter(subscription_key_id=self.subscription_key_id)
+        return ProductPack.objects.filter(assigned_ums__fingerprint=self.ums_fingerprint)
+
+    def holds(self, pack: ProductPack) -> bool:
+        if self.subscription_key_id is not None:
+            return pack.subscription_key_id == self.subscription_key_id
+        return pack.assigned_ums is not None and pack.assigned_ums.fingerprint == self.ums_fingerprint
+
+    def __str__(self):
+        return self.label or self.scope
+
+
+def _caller(ums_fingerprint=None, subscription_key_id=None) -> Caller | None:
+    if ums_fingerprint is None and subscription_key_id is None:
+        return None
+    if subscription_key_id is not None:
+        return Caller(
+            subscription_key_id=subscription_key_id, label=f"subscription key {subscription_key_id}"
+        )
+    return Caller(ums_fingerprint=ums_fingerprint, label=f"UMS ID {ums_fingerprint}")
+
+
+def packs_for_ums(fingerprint: str | None, pack_ids=None, *, subscription_key_id=None) -> list[PackInfo]:
+    """The packs assigned to a UMS ID (or, for an ALD token, of its subscription key), as the UMS sees
+    them on refresh. Merged and archived packs are included: the UMS learns they are gone."""
+    qs = _caller(fingerprint, subscription_key_id).packs().select_related("order")
     if pack_ids is not None:
         qs = qs.filter(pack_id__in=list(pack_ids))
     return [pack_info(p) for p in qs.order_by("created_at", "pk")]
 
 
-def _load_pack(pack_id: str, ums_fingerprint: str | None) -> ProductPack:
+def authorize_pack(pack_id: str, caller: Caller) -> ProductPack:
+    """The pack, if ``caller`` may use it; otherwise unknown_pack or pack_not_assigned."""
+    pack = ProductPack.objects.select_related("assigned_ums").filter(pack_id=pack_id).first()
+    if pack is None:
+        raise LicenseServiceError(LicenseErrorCode.UNKNOWN_PACK, f"Pack {pack_id!r} does not exist.")
+    if not caller.holds(pack):
+        raise LicenseServiceError(
+            LicenseErrorCode.PACK_NOT_ASSIGNED, f"Pack {pack_id} is not assigned to {caller}."
+        )
+    return pack
+
+
+def _load_pack(pack_id: str, caller: Caller | None) -> ProductPack:
     try:
         pack = ProductPack.objects.select_related("order", "assigned_ums").get(pack_id=pack_id)
     except ProductPack.DoesNotExist:
         raise LicenseServiceError(
             LicenseErrorCode.UNKNOWN_PACK, f"Pack {pack_id!r} does not exist."
         ) from None
-    if ums_fingerprint is not None and (
-        pack.assigned_ums is None or pack.assigned_ums.fingerprint != ums_fingerprint
-    ):
+    if caller is not None and not caller.holds(pack):
         raise LicenseServiceError(
-            LicenseErrorCode.PACK_NOT_ASSIGNED, f"Pack {pack_id} is not assigned to UMS ID {ums_fingerprint}."
+            LicenseErrorCode.PACK_NOT_ASSIGNED, f"Pack {pack_id} is not assigned to {caller}."
         )
     status = pack.effective_status()
     if status == PackStatus.EXPIRED:
@@ -110,7 +176,9 @@ def _take(pack_pk: int, wanted: int) -> int:
     return 0
 
 
-def request_licenses(pack_id: str, unit_ids, ums_fingerprint: str | None = None) -> AllocationResult:
+def request_licenses(
+    pack_id: str, unit_ids, ums_fingerprint: str | None = None, *, subscription_key_id: int | None = None
+) -> AllocationResult:
     """Bind a license slot of ``pack_id`` to each unit ID, as far as free licenses reach.
 
     Asking again for a unit ID that already holds a slot of this pack returns that slot
@@ -119,10 +187,14 @@ def request_licenses(pack_id: str, unit_ids, ums_fingerprint: str | None = None)
     units = list(dict.fromkeys(unit_ids))
     bad = [u for u in units if not isinstance(u, str) or not UNIT_ID_RE.match(u)]
     if bad:
-        raise LicenseServiceError(LicenseErrorCode.UNKNOWN_UNIT_ID, f"Malformed unit ID {bad[0]!r}.")
+        raise LicenseServiceError(
+            LicenseErrorCode.UNKNOWN_UNIT_ID,
+            f"Unit ID {bad[0]!r} is not 12 or 18 upper-case hexadecimal digits.",
+        )
+    caller = _caller(ums_fingerprint, subscription_key_id)
     for attempt in range(5):
         try:
-            return _request_licenses_once(pack_id, units, ums_fingerprint)
+            return _request_licenses_once(pack_id, units, caller)
         except IntegrityError:
             # Another request bound one of these unit IDs to this pack at the same moment; our
             # transaction (counter included) rolled back whole. Asking again finds its slot.
@@ -130,10 +202,10 @@ def request_licenses(pack_id: str, unit_ids, ums_fingerprint: str | None = None)
     raise LicenseServiceError(LicenseErrorCode.NO_FREE_LICENSE, f"Pack {pack_id} is contended; try again.")
 
 
-def _request_licenses_once(pack_id, units, ums_fingerprint) -> AllocationResult:
+def _request_licenses_once(pack_id, units, caller) -> AllocationResult:
     now = clock.now()
     with transaction.atomic():
-        pack = _load_pack(pack_id, ums_fingerprint)
+        pack = _load_pack(pack_id, caller)
         held = dict(
             LicenseSlot.objects.filter(pack=pack, unit_id__in=units, released_at__isnull=True).values_list(
                 "unit_id", "bound_at"
@@ -143,7 +215,7 @@ def _request_licenses_once(pack_id, units, ums_fingerprint) -> AllocationResult:
         taken = _take(pack.pk, len(new_units))
         granted_units, denied_units = new_units[:taken], new_units[taken:]
         if granted_units:
-            ums_pk = pack.assigned_ums_id if ums_fingerprint is not None else None
+            ums_pk = pack.assigned_ums_id if caller is not None and caller.ums_fingerprint else None
             LicenseSlot.objects.bulk_create(
                 [LicenseSlot(pack=pack, unit_id=u, bound_at=now, ums_id=ums_pk) for u in granted_units]
             )
@@ -210,17 +282,291 @@ def _release(pack_id: str, units: list[str], actor: str) -> tuple[str | None, li
     raise ValidationError({"pack": f"Pack {pack_id} is being merged again and again; try again."})
 
 
-def register_ums_id(company, fingerprint: str, name: str) -> UmsId:
+def register_ums_id(
+    company, fingerprint: str, name: str, certificate_pem: str = "", actor: str = ""
+) -> UmsId:
     """Register a UMS installation in the License Portal; registering the same fingerprint twice
-    returns the existing UMS ID."""
-    ums, _ = UmsId.objects.get_or_create(fingerprint=fingerprint, defaults={"company": company, "name": name})
+    returns the existing UMS ID (and fills in its certificate if it had none)."""
+    with transaction.atomic():
+        ums, created = UmsId.objects.get_or_create(
+            fingerprint=fingerprint,
+            defaults={"company": company, "name": name, "certificate_pem": certificate_pem},
+        )
+        if not created and certificate_pem and not ums.certificate_pem:
+            ums.certificate_pem = certificate_pem
+            ums.save(update_fields=["certificate_pem"])
+        if created:
+            _portal_event(
+                actor or "UMS",
+                LicensePortalEvent.Action.REGISTER,
+                f"UMS ID {name} ({fingerprint}) registered",
+                ums=ums,
+            )
     return ums
 
 
-def assign_packs(ums: UmsId, packs) -> int:
-    """Assign packs to a UMS ID (ILP "+" on the UMS ID); returns how many changed."""
+def register_ums_certificate(company, certificate_pem: str, name: str, *, actor: str) -> UmsId:
+    """ILP *Register UMS ID*: upload the certificate a UMS exported, give it a name."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the UMS ID a name."})
+    cert = load_certificate(certificate_pem)
+    fingerprint = fingerprint_of(cert)
+    if UmsId.objects.filter(fingerprint=fingerprint).exists():
+        raise ValidationError({"certificate": f"UMS ID {fingerprint} is registered already."})
+    return register_ums_id(company, fingerprint, name[:200], certificate_pem.strip(), actor=actor)
+
+
+def _portal_event(actor, action, message, ums=None, subscription_key=None):
+    LicensePortalEvent.objects.create(
+        actor=actor[:200], action=action, ums=ums, subscription_key=subscription_key, message=message[:500]
+    )
+    log.info("%s: %s", actor, message)
+
+
+def rename_ums_id(ums: UmsId, name: str, *, actor: str) -> bool:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "The UMS ID name must not be empty."})
+    if len(name) > 200:
+        raise ValidationError(
+            {"name": f"The UMS ID name is {len(name)} characters long; at most 200 are allowed."}
+        )
+    if name == ums.name:
+        return False
+    with transaction.atomic():
+        old = ums.name
+        UmsId.objects.filter(pk=ums.pk).update(name=name)
+        ums.name = name
+        _portal_event(actor, LicensePortalEvent.Action.RENAME, f"UMS ID {old!r} renamed to {name!r}", ums=ums)
+    return True
+
+
+def change_ums_id(ums: UmsId, certificate_pem: str, *, actor: str) -> UmsId:
+    """ILP *Change UMS ID*: the UMS has a new key pair (a migration to another server, a new
+    installation); its new certificate replaces the old one. Pack assignments stay, and so do the
+    slots bound through it: the packs belong to the same UMS ID row."""
+    cert = load_certificate(certificate_pem)
+    fingerprint = fingerprint_of(cert)
+    if fingerprint == ums.fingerprint:
+        raise ValidationError(
+            {"certificate": f"This is the current certificate of {ums.name} ({fingerprint})."}
+        )
+    if UmsId.objects.filter(fingerprint=fingerprint).exclude(pk=ums.pk).exists():
+        raise ValidationError(
+            {"certificate": f"UMS ID {fingerprint} is registered already as another UMS ID."}
+        )
+    with transaction.atomic():
+        old = ums.fingerprint
+        UmsId.objects.filter(pk=ums.pk).update(
+            fingerprint=fingerprint, certificate_pem=certificate_pem.strip()
+        )
+        ums.fingerprint, ums.certificate_pem = fingerprint, certificate_pem.strip()
+        kept = ums.packs.count()
+        _portal_event(
+            actor,
+            LicensePortalEvent.Action.CHANGE_UMS_ID,
+            f"UMS ID {ums.name} changed from {old} to {fingerprint} ({certificate_subject(cert)}); "
+            f"{kept} pack assignment(s) kept",
+            ums=ums,
+        )
+    return ums
+
+
+def set_auto_assign(ums: UmsId, on: bool, *, actor: str) -> bool:
+    changed = UmsId.objects.filter(pk=ums.pk).exclude(auto_assign=on).update(auto_assign=on)
+    if changed:
+        ums.auto_assign = on
+        _portal_event(
+            actor,
+            LicensePortalEvent.Action.AUTO_ASSIGN,
+            f"Auto assign {'on' if on else 'off'} for UMS ID {ums.name}: future Product Packs "
+            + ("are assigned to it" if on else "are not assigned automatically"),
+            ums=ums,
+        )
+    return bool(changed)
+
+
+def assign_packs(ums: UmsId, packs, actor: str = "") -> int:
+    """Assign packs to a UMS ID (ILP "+" on the UMS ID); returns how many changed. Packs of another
+    company are refused."""
+    packs = list(packs)
+    retired = [p for p in packs if p.status in (PackStatus.ARCHIVED, PackStatus.MERGED)]
+    if retired:
+        raise ValidationError(
+            {
+                "packs": f"Pack {retired[0].pack_id} is {retired[0].get_status_display().lower()} and cannot be assigned."
+            }
+        )
+    foreign = [p.pack_id for p in packs if p.company_id != ums.company_id]
+    if foreign:
+        raise ValidationError(
+            {"packs": f"Pack {foreign[0]} belongs to another company than UMS ID {ums.name}."}
+        )
     ids = [p.pk for p in packs]
-    return ProductPack.objects.filter(pk__in=ids).exclude(assigned_ums=ums).update(assigned_ums=ums)
+    with transaction.atomic():
+        todo = list(
+            ProductPack.objects.filter(pk__in=ids)
+            .exclude(assigned_ums=ums)
+            .order_by("pack_id")
+            .values_list("pack_id", flat=True)
+        )
+        n = ProductPack.objects.filter(pk__in=ids).exclude(assigned_ums=ums).update(assigned_ums=ums)
+        if n and actor:
+            _portal_event(
+                actor,
+                LicensePortalEvent.Action.ASSIGN,
+                f"Assigned {', '.join(todo)} to UMS ID {ums.name}",
+                ums=ums,
+            )
+    return n
+
+
+def unassign_packs(ums: UmsId, packs, *, actor: str) -> int:
+    """Unassign packs from a UMS ID. Licenses already bound stay bound; the UMS cannot take new ones."""
+    ids = [p.pk for p in packs]
+    with transaction.atomic():
+        todo = list(
+            ProductPack.objects.filter(pk__in=ids, assigned_ums=ums)
+            .order_by("pack_id")
+            .values_list("pack_id", flat=True)
+        )
+        n = ProductPack.objects.filter(pk__in=ids, assigned_ums=ums).update(assigned_ums=None)
+        if n:
+            _portal_event(
+                actor,
+                LicensePortalEvent.Action.UNASSIGN,
+                f"Unassigned {', '.join(todo)} from UMS ID {ums.name}",
+                ums=ums,
+            )
+    return n
+
+
+# --- credentials: signed UMS ID requests and ALD tokens ------------------------------------------------
+ALD_TOKEN_PREFIX = "ald_"
+
+
+def _token_hash(token: str) -> str:
+    # Tokens carry 256 random bits, so one SHA-256 is enough: there is nothing to guess from the hash.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issue_token(key: SubscriptionKey, actor: str) -> tuple[AldToken, str]:
+    token = ALD_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = AldToken.objects.create(
+        subscription_key=key, token_hash=_token_hash(token), hint=token[:10], created_by=actor[:200]
+    )
+    return row, token
+
+
+def generate_ald_token(key: SubscriptionKey, *, actor: str) -> tuple[AldToken, str]:
+    """ILP *Generate ALD Token*: returns the row and the token, which is shown this once and stored
+    only as a hash. A key has at most one current token; to get another, delete it."""
+    with transaction.atomic():
+        SubscriptionKey.objects.select_for_update().get(pk=key.pk)
+        if AldToken.objects.filter(subscription_key=key, revoked_at__isnull=True).exists():
+            raise ValidationError(
+                {
+                    "subscription_key": f"Subscription key {key.key} has an ALD token already; delete it to get a new one."
+                }
+            )
+        row, token = _issue_token(key, actor)
+        _portal_event(
+            actor,
+            LicensePortalEvent.Action.TOKEN_GENERATED,
+            f"ALD token {row.hint}… generated for {key.key}",
+            subscription_key=key,
+        )
+    return row, token
+
+
+def delete_ald_token(key: SubscriptionKey, *, actor: str) -> tuple[AldToken, str]:
+    """ILP *Delete ALD Token*: the current token stops working at once and a new one is issued
+    (returned with its row, shown once)."""
+    with transaction.atomic():
+        SubscriptionKey.objects.select_for_update().get(pk=key.pk)
+        current = AldToken.objects.filter(subscription_key=key, revoked_at__isnull=True).first()
+        if current is None:
+            raise ValidationError(
+                {"subscription_key": f"Subscription key {key.key} has no ALD token to delete."}
+            )
+        AldToken.objects.filter(pk=current.pk).update(revoked_at=clock.now(), revoked_by=actor[:200])
+        row, token = _issue_token(key, actor)
+        _portal_event(
+            actor,
+            LicensePortalEvent.Action.TOKEN_DELETED,
+            f"ALD token {current.hint}… of {key.key} deleted; new token {row.hint}… issued",
+            subscription_key=key,
+        )
+    return row, token
+
+
+def authenticate_token(token: str) -> Caller:
+    """The caller an ALD token stands for; bad_credential for an unknown token, revoked_credential
+    for a deleted one."""
+    row = (
+        AldToken.objects.select_related("subscription_key")
+        .filter(token_hash=_token_hash(token or ""))
+        .first()
+    )
+    if row is None:
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_CREDENTIAL, "The ALD token is not known to the licensing service."
+        )
+    if row.revoked_at is not None:
+        raise LicenseServiceError(
+            LicenseErrorCode.REVOKED_CREDENTIAL,
+            f"The ALD token {row.hint}… was deleted on {row.revoked_at:%Y-%m-%d %H:%M}; register the new token.",
+        )
+    AldToken.objects.filter(pk=row.pk).update(last_used_at=clock.now())
+    return Caller(
+        subscription_key_id=row.subscription_key_id,
+        label=f"the ALD token of subscription key {row.subscription_key.key}",
+    )
+
+
+def ums_caller(fingerprint: str) -> Caller:
+    """The caller a UMS ID stands for inside this installation (the in-process client: same
+    installation, no signature); bad_credential when the License Portal does not know it."""
+    ums = UmsId.objects.filter(fingerprint=fingerprint or "").values_list("pk", flat=True).first()
+    if ums is None:
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_CREDENTIAL,
+            f"UMS ID {fingerprint!r} is not registered in the License Portal.",
+        )
+    return Caller(ums_fingerprint=fingerprint, ums_pk=ums, label=f"UMS ID {fingerprint}")
+
+
+def authenticate_ums(fingerprint, timestamp, idempotency_key, signature, method, path, body) -> Caller:
+    """The caller a signed request stands for: the UMS ID must be registered with a certificate, the
+    timestamp within MAX_CLOCK_SKEW of now and the signature the UMS ID key's over the request."""
+    ums = UmsId.objects.filter(fingerprint=fingerprint or "").first()
+    if ums is None or not ums.certificate_pem:
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_CREDENTIAL,
+            f"UMS ID {fingerprint!r} is not registered in the License Portal.",
+        )
+    try:
+        sent = datetime.datetime.fromtimestamp(int(timestamp), tz=datetime.UTC)
+    except (TypeError, ValueError, OverflowError):
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_CREDENTIAL, f"Timestamp {timestamp!r} is not whole seconds since 1970."
+        ) from None
+    skew = abs((clock.now() - sent).total_seconds())
+    if skew > MAX_CLOCK_SKEW:
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_CREDENTIAL,
+            f"Timestamp {timestamp} is {int(skew)} s away from the licensing service's clock "
+            f"(at most {MAX_CLOCK_SKEW} s): a stale or replayed request, or a wrong clock.",
+        )
+    payload = signing_payload(method, path, str(timestamp), idempotency_key, body)
+    if not signature_valid(ums.certificate_pem, payload, signature or ""):
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_CREDENTIAL,
+            f"The signature does not match UMS ID {fingerprint}'s certificate.",
+        )
+    UmsId.objects.filter(pk=ums.pk).update(last_contact_at=clock.now())
+    return Caller(ums_fingerprint=ums.fingerprint, ums_pk=ums.pk, label=f"UMS ID {ums.fingerprint}")
 
 
 # --- License Portal pack operations ------------------------------------------------------------------
@@ -581,17 +927,14 @@ def merge_candidates(pack: ProductPack):
     )
 
 
-def reconcile_pack_counters() -> dict[str, tuple[int, int]]:
-    """Recompute every pack's used counter from its active slots; returns {pack ID: (was, is)} for
-    the packs whose counter had drifted (the slots are the truth)."""
-    from django.db.models import Count
-
+def reconcile_pack_counters(caller: Caller | None = None) -> dict[str, tuple[int, int]]:
+    """Recompute every pack's used counter (or only those of ``caller``) from its active slots;
+    returns {pack ID: (was, is)} for the packs whose counter had drifted (the slots are the truth)."""
     with transaction.atomic():
-        packs = list(
-            ProductPack.objects.select_for_update().order_by("pk").values_list("pk", "pack_id", "used")
-        )
+        scope = caller.packs() if caller is not None else ProductPack.objects.all()
+        packs = list(scope.select_for_update().order_by("pk").values_list("pk", "pack_id", "used"))
         counts = dict(
-            LicenseSlot.objects.filter(released_at__isnull=True)
+            LicenseSlot.objects.filter(released_at__isnull=True, pack_id__in=[p[0] for p in packs])
             .values("pack_id")
             .annotate(n=Count("pk"))
             .values_list("pack_id", "n")
@@ -607,22 +950,38 @@ def reconcile_pack_counters() -> dict[str, tuple[int, int]]:
     return drift
 
 
-def active_slots(ums_fingerprint: str, pack_ids=None) -> list[tuple[str, str]]:
-    """(pack ID, unit ID) of every active slot in the packs assigned to a UMS ID (or in ``pack_ids``
-    of them)."""
-    qs = LicenseSlot.objects.filter(released_at__isnull=True, pack__assigned_ums__fingerprint=ums_fingerprint)
+def active_slots(
+    ums_fingerprint: str | None, pack_ids=None, *, subscription_key_id=None
+) -> list[tuple[str, str]]:
+    """(pack ID, unit ID) of every active slot in the packs assigned to a UMS ID (or of an ALD
+    token's subscription key; or in ``pack_ids`` of them)."""
+    caller = _caller(ums_fingerprint, subscription_key_id)
+    qs = LicenseSlot.objects.filter(released_at__isnull=True, pack__in=caller.packs())
     if pack_ids is not None:
         qs = qs.filter(pack__pack_id__in=list(pack_ids))
     return list(qs.order_by("pack__pack_id", "unit_id").values_list("pack__pack_id", "unit_id"))
 
 
-def merged_pack_map() -> dict[str, str]:
-    """{pack ID: the pack it was merged into, following merges of merges}: slots moved there."""
-    direct = dict(
-        ProductPack.objects.filter(merged_into__isnull=False).values_list("pack_id", "merged_into__pack_id")
+def merged_pack_map(caller: Caller | None = None) -> dict[str, str]:
+    """{pack ID: the pack it was merged into, following merges of merges}: slots moved there. For a
+    ``caller``, only its own merged packs are listed."""
+    rows = ProductPack.objects.filter(merged_into__isnull=False).values_list(
+        "pack_id", "merged_into__pack_id", "assigned_ums__fingerprint", "subscription_key_id"
     )
+    direct, mine = {}, set()
+    for pack_id, into, fingerprint, key_id in rows:
+        direct[pack_id] = into
+        if caller is not None and (
+            key_id == caller.subscription_key_id
+            if caller.subscription_key_id is not None
+            else fingerprint == caller.ums_fingerprint
+        ):
+            mine.add(pack_id)
+    mine = None if caller is None else mine
     resolved = {}
     for pack_id in direct:
+        if mine is not None and pack_id not in mine:
+            continue
         target, seen = direct[pack_id], {pack_id}
         while target in direct and target not in seen:
             seen.add(target)

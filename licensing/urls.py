@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import ums_id_views, views
 
 app_name = "licensing"
 urlpatterns = [
@@ -8,4 +8,14 @@ urlpatterns = [
     path("packs/", views.PackListView.as_view(), name="pack_list"),
     path("packs/<str:pack_id>/", views.pack_detail, name="pack_detail"),
     path("packs/<str:pack_id>/<slug:action>/", views.pack_action, name="pack_action"),
+    path("ums-ids/", ums_id_views.ums_id_list, name="ums_id_list"),
+    path("ums-ids/register/", ums_id_views.ums_id_register, name="ums_id_register"),
+    path("ums-ids/<int:pk>/certificate.crt", ums_id_views.ums_id_certificate, name="ums_id_certificate"),
+    path("ums-ids/<int:pk>/<slug:action>/", ums_id_views.ums_id_action, name="ums_id_action"),
+    path("subscription-keys/", ums_id_views.subscription_keys, name="subscription_keys"),
+    path(
+        "subscription-keys/<int:pk>/ald-token/<slug:action>/",
+        ums_id_views.ald_token_action,
+        name="ald_token_action",
+    ),
 ]

@@ -75,7 +75,7 @@ def devices(count, start=1000, **kwargs):
 
 def ums():
     conf = ums_identity()
-    return register_ums_id(company(), conf.ums_id_fingerprint, conf.ums_id_name)
+    return register_ums_id(company(), conf.ums_id_fingerprint, conf.ums_id_name, conf.ums_id_certificate_pem)
 
 
 def pack(
@@ -91,15 +91,16 @@ def pack(
     **extra,
 ):
     today = clock.today()
+    owner = extra.pop("company", None) or company()
     order = None
     if "order" not in extra:
-        order = Order.objects.create(company=company(), number=f"ORD-{next(_seq):06d}")
+        order = Order.objects.create(company=owner, number=f"ORD-{next(_seq):06d}")
         if eula:
             order.eula_accepted_by, order.eula_accepted_at = "tester", timezone.now()
             order.save()
     p = ProductPack(
         pack_id=pack_id,
-        company=company(),
+        company=owner,
         order=extra.pop("order", order),
         product_name=product_name or f"IGEL {product_type}",
         product_type=product_type,

@@ -478,6 +478,12 @@ def test_administrator_change_goes_through_the_service_and_is_an_executed_action
                 "exchange_enabled": True,
                 "exchange_days": 14,
                 "notify_free_below": 10,
+                # the proxy, unchanged (no proxy)
+                "proxy_enabled": False,
+                "proxy_host": "",
+                "proxy_port": None,
+                "proxy_user": "",
+                "proxy_password": "",
             },
         )
     ]
@@ -579,6 +585,13 @@ def test_admin_changelist_lists_every_row_for_a_superuser(admin_client, fleet, m
     DeviceCommand.objects.create(device=device, command="reboot", exec_id="ID-1", actor="admin")
     ImiSession.objects.create(key_hash="0" * 64, user=User.objects.get(username="admin"), address="127.0.0.1")
     ImiLoginFailure.objects.create(address="127.0.0.1", failures=1)
+    key = SubscriptionKey.objects.create(company=Company.objects.get(), key="SK-TEST-0001")
+    from devices.services import register_ald_token
+    from licensing.models import IlsRequest
+    from licensing.services import generate_ald_token
+
+    register_ald_token(generate_ald_token(key, actor="admin")[1], actor="admin")
+    IlsRequest.objects.create(caller="ums:1", idempotency_key="k-00000001", request_digest="0" * 64)
     from devices.notifications import check_notifications
     from devices.reconciliation import reconcile
 

@@ -87,7 +87,9 @@ class Command(BaseCommand):
         ums = None
         if assign:
             conf = ums_identity()
-            ums = register_ums_id(the_company, conf.ums_id_fingerprint, conf.ums_id_name)
+            ums = register_ums_id(
+                the_company, conf.ums_id_fingerprint, conf.ums_id_name, conf.ums_id_certificate_pem
+            )
         report, packs = import_packs(
             csv_file,
             the_company,

@@ -31,7 +31,9 @@ class Command(BaseCommand):
                 global_account_id=DEMO_COMPANY[1], defaults={"name": DEMO_COMPANY[0]}
             )
             conf = ums_identity()
-            ums = register_ums_id(company, conf.ums_id_fingerprint, conf.ums_id_name)
+            ums = register_ums_id(
+                company, conf.ums_id_fingerprint, conf.ums_id_name, conf.ums_id_certificate_pem
+            )
             report, _ = import_packs(
                 DEMO_DIR / "ilp-product-packs.csv", company, accept_eula_by="seed_demo", assign_to=ums
             )

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0011_wait_reason_label'),
+        ('devices', '0012_ums_id_key_proxy_ald_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
