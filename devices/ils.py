@@ -29,7 +29,6 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 
 from ald_portal import clock
-from licensing import license_files
 from licensing import services as ils
 from licensing.contract import (
     API_PREFIX,
@@ -212,7 +211,15 @@ class _RoutingClient:
 
     def license_file(self, unit_id, service, pack_id, expires, issued_at) -> bytes:
         """The signed license file the licensing service issues for this license."""
-        return license_files.issue_license_file(unit_id, service, pack_id, expires, issued_at)
+        return self._call(
+            self._route(pack_id),
+            "license_file",
+            pack_id=pack_id,
+            unit_id=unit_id,
+            service=service,
+            expires=expires,
+            issued_at=issued_at,
+        )
 
 
 class InProcessLicensingClient(_RoutingClient):
@@ -251,6 +258,8 @@ class InProcessLicensingClient(_RoutingClient):
             return ils.reconcile_pack_counters(caller)
         if op == "merged":
             return ils.merged_pack_map(caller)
+        if op == "license_file":
+            return ils.license_file_for(caller, **kwargs)
         raise ValueError(op)
 
 
@@ -361,6 +370,10 @@ class HttpLicensingClient(_RoutingClient):
             return {k: tuple(v) for k, v in answer["corrected"].items()}
         if op == "merged":
             return dict(self.send(credential, "GET", "merged-packs")["merged"])
+        if op == "license_file":
+            body = dict(kwargs, expires=kwargs["expires"].isoformat() if kwargs["expires"] else None)
+            body["issued_at"] = kwargs["issued_at"].isoformat()
+            return self.send(credential, "POST", "license-files", body=body)["license_file"].encode()
         raise ValueError(op)
 
 

@@ -26,7 +26,7 @@ from .engine import run_cycle
 from .exports import unit_id_list_response
 from .filtersets import DeploymentEventFilterSet, DeviceFilterSet, DeviceLicenseFilterSet
 from .forms import AldTokenForm, DeploymentSettingsForm, DistributionForm, LicenseManuallyForm
-from .ils import IlsUnavailable
+from .ils import IlsUnavailable, LicenseServiceError
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
@@ -273,6 +273,10 @@ def download_license_file(request, pk, license_pk):
         name, data = license_file(license_pk)
     except ValidationError as exc:
         raise Http404(exc.messages[0]) from None
+    except (IlsUnavailable, LicenseServiceError) as exc:
+        # the licensing service issues the file: say why it could not, on the device page
+        messages.error(request, f"The licensing service did not issue the license file: {exc}")
+        return redirect("devices:device_detail", pk=pk)
     response = HttpResponse(data, content_type="application/octet-stream")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
@@ -382,8 +386,8 @@ class ExecutedActionListView(PortalListView):
         return DeploymentEvent.objects.select_related("device").order_by("-at", "-pk")
 
 
-@require_safe
 @login_required
+@require_safe
 def directory_tree(request):
     roots, unfiled = tree_with_counts(clock.today())
     return render(request, "devices/directory_tree.html", {"roots": roots, "unfiled": unfiled})
@@ -432,8 +436,8 @@ def pack_distribution(request, pack_id):
     )
 
 
-@require_safe
 @login_required
+@require_safe
 def ald_preview(request):
     """What the next ALD run would do now, worked out without asking the licensing service or
     writing anything (``manage.py ald_run --dry-run`` shows the same)."""

@@ -988,3 +988,25 @@ def merged_pack_map(caller: Caller | None = None) -> dict[str, str]:
             target = direct[target]
         resolved[pack_id] = target
     return resolved
+
+
+# --- license files ----------------------------------------------------------------------------------
+
+
+def license_file_for(caller: Caller, pack_id: str, unit_id: str, service: str, expires, issued_at) -> bytes:
+    """The signed license file of a license the caller's UMS holds: the unit ID must hold (or have
+    held) a slot of the pack, and the service must be the pack's. Signed with this licensing
+    service's key (licensing/license_files.py)."""
+    from . import license_files
+
+    pack = authorize_pack(pack_id, caller)
+    if service != pack.service:
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_REQUEST,
+            f"service {service!r} is not the service of pack {pack_id} ({pack.service}).",
+        )
+    if not LicenseSlot.objects.filter(pack=pack, unit_id=unit_id).exists():
+        raise LicenseServiceError(
+            LicenseErrorCode.UNKNOWN_UNIT_ID, f"Unit ID {unit_id!r} holds no license of pack {pack_id}."
+        )
+    return license_files.issue_license_file(unit_id, service, pack_id, expires, issued_at)

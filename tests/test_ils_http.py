@@ -129,6 +129,34 @@ def test_release_in_a_pack_of_another_ums_frees_nothing(make_client):
     assert ProductPack.objects.get(pack_id="WE-AAAAA").used == 1
 
 
+def test_a_license_file_is_signed_by_the_licensing_service_for_a_unit_holding_a_slot(make_client, tmp_path):
+    from django.core.management import call_command
+
+    f.pack("WE-AAAAA", total=5)
+    client = make_client()
+    grant = client.request_licenses("WE-AAAAA", UNITS[:1]).granted[0]
+    content = client.license_file(UNITS[0], "WE", "WE-AAAAA", grant.expiry_date, grant.bound_at)
+    document = json.loads(content)
+    assert document["license"]["unit_id"] == UNITS[0]
+    assert document["license"]["pack_id"] == "WE-AAAAA"
+    assert document["license"]["expires"] == "2027-12-03"
+    path = tmp_path / "device.lic"
+    path.write_bytes(content)
+    call_command("verify_license", str(path))  # exits non-zero (SystemExit) unless valid
+    # a unit without a slot there, the wrong service, or a pack of another UMS: refused, nothing issued
+    for args, code in (
+        ((UNITS[1], "WE", "WE-AAAAA"), LicenseErrorCode.UNKNOWN_UNIT_ID),
+        ((UNITS[0], "EMP", "WE-AAAAA"), LicenseErrorCode.BAD_REQUEST),
+    ):
+        with pytest.raises(LicenseServiceError) as refused:
+            client.license_file(*args, grant.expiry_date, grant.bound_at)
+        assert refused.value.code == code, args
+    f.pack("WE-CCCCC", total=9, assign=False)
+    with pytest.raises(LicenseServiceError) as refused:
+        client.license_file(UNITS[0], "WE", "WE-CCCCC", None, grant.bound_at)
+    assert refused.value.code == LicenseErrorCode.PACK_NOT_ASSIGNED
+
+
 def test_merged_packs_and_counter_reconciliation(make_client):
     f.pack("WE-AAAAA", total=5, product_name="IGEL WE")
     f.pack("WE-BBBBB", total=5, product_name="IGEL WE", order=ProductPack.objects.get().order)

@@ -86,6 +86,25 @@ def test_download_from_the_device_page_and_verify(reader_client, licensed, key_p
     assert out.startswith("valid: WE license for unit ID 00E0C5000007 from pack WE-1A2B3, expires 2027-12-01")
 
 
+def test_licensing_service_unreachable_says_so_on_the_device_page_and_stores_nothing(
+    reader_client, licensed, settings
+):
+    import socket
+
+    dev, lic = licensed
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        settings.ILS_URL = f"http://127.0.0.1:{s.getsockname()[1]}"
+    settings.ILS_RETRIES, settings.ILS_BACKOFF_SECONDS, settings.ILS_CONNECT_TIMEOUT = 0, 0.01, 1
+    response = reader_client.get(f"/ums/devices/{dev.pk}/licenses/{lic.pk}/file/", follow=True)
+    assert response.redirect_chain == [(f"/ums/devices/{dev.pk}/", 302)]
+    said = [str(m) for m in response.context["messages"]]
+    assert len(said) == 1 and said[0].startswith("The licensing service did not issue the license file: ")
+    assert settings.ILS_URL in said[0]
+    lic.refresh_from_db()
+    assert lic.license_file == ""
+
+
 def test_no_file_for_a_license_of_another_device_or_a_revoked_one(reader_client, licensed):
     dev, lic = licensed
     other = f.device(8)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("licenses/request", views.request_licenses, name="request_licenses"),
     path("licenses/release", views.release_license, name="release_license"),
     path("reconcile", views.reconcile, name="reconcile"),
+    path("license-files", views.license_file, name="license_file"),
 ]

@@ -6,6 +6,7 @@ Writes are idempotent by the caller's ``Idempotency-Key``: the first answer is s
 the same transaction as the write, so a retry (the answer was lost to a timeout) gets that answer
 again instead of a second slot. A concurrent retry waits on the key's row and then reads it."""
 
+import datetime
 import hashlib
 import json
 import re
@@ -228,3 +229,23 @@ def release_license(request, caller):
 def reconcile(request, caller):
     corrected = services.reconcile_pack_counters(caller)
     return {"corrected": {k: list(v) for k, v in corrected.items()}}
+
+
+@endpoint("POST")
+def license_file(request, caller):
+    """The signed license file of one license this UMS holds (it writes nothing: no idempotency record)."""
+    data = _json(request)
+    pack_id = _pack_id(data.get("pack_id"))
+    unit_id, service = data.get("unit_id"), data.get("service")
+    if not isinstance(unit_id, str) or not isinstance(service, str):
+        raise _bad(f"unit_id {unit_id!r} and service {service!r} must be strings.")
+    try:
+        expires = datetime.date.fromisoformat(data["expires"]) if data.get("expires") else None
+        issued_at = datetime.datetime.fromisoformat(data.get("issued_at") or "")
+    except (TypeError, ValueError):
+        raise _bad(
+            f"expires {data.get('expires')!r} must be a date (YYYY-MM-DD) or null and issued_at "
+            f"{data.get('issued_at')!r} a date and time (ISO 8601)."
+        ) from None
+    content = services.license_file_for(caller, pack_id, unit_id, service, expires, issued_at)
+    return {"license_file": content.decode()}
