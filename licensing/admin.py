@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from .models import Company, LicenseSlot, Order, PackSizeChange, ProductPack, SubscriptionKey, UmsId
+from .models import (
+    Company,
+    LicensePortalAction,
+    LicenseSlot,
+    Order,
+    PackSizeChange,
+    ProductPack,
+    SubscriptionKey,
+    UmsId,
+)
 
 
 @admin.register(Company)
@@ -97,6 +106,25 @@ class LicenseSlotAdmin(admin.ModelAdmin):
     list_select_related = ("pack", "ums")
 
     # Slots are bound and released by the licensing service only, so the counters stay right.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LicensePortalAction)
+class LicensePortalActionAdmin(admin.ModelAdmin):
+    """History: read, never edited."""
+
+    list_display = ("at", "actor", "action", "pack_id", "order_number", "subscription_key", "detail")
+    list_filter = ("action", "actor")
+    search_fields = ("pack_id", "related_packs", "order_number", "subscription_key", "detail", "actor")
+    date_hierarchy = "at"
+
     def has_add_permission(self, request):
         return False
 

@@ -21,10 +21,12 @@ from ald_portal import clock
 from .contract import AllocationResult, Grant, LicenseErrorCode, LicenseServiceError, PackInfo
 from .models import (
     UNIT_ID_RE,
+    LicensePortalAction,
     LicenseSlot,
     Order,
     PackSizeChange,
     PackStatus,
+    PortalAction,
     ProductPack,
     SizeChangeReason,
     UmsId,
@@ -182,10 +184,11 @@ def _follow_merges(pack_id: str) -> int | None:
     return pk
 
 
-def _release(pack_id: str, units: list[str], actor: str) -> tuple[str | None, list[str]]:
+def _release(pack_id: str, units: list[str], actor: str, on_released=None) -> tuple[str | None, list[str]]:
     """Release the active slots of ``units`` in the pack that holds ``pack_id``'s slots; returns that
     pack's ID and the unit IDs released. Locks the one pack row, then its slots (the order every
-    operation here keeps), and moves the counter by the number of slots actually released."""
+    operation here keeps), and moves the counter by the number of slots actually released.
+    ``on_released(pack, unit_ids)`` runs inside the transaction when slots were released."""
     for _attempt in range(5):
         pk = _follow_merges(pack_id)
         if pk is None:
@@ -206,6 +209,8 @@ def _release(pack_id: str, units: list[str], actor: str) -> tuple[str | None, li
                 n = len(slots)
                 if not ProductPack.objects.filter(pk=pack.pk, used__gte=n).update(used=F("used") - n):
                     log.error("pack %s counted fewer used licenses than the %d slots released", pack, n)
+                if on_released is not None:
+                    on_released(pack, sorted(slot.unit_id for slot in slots))
             return pack.pack_id, sorted(slot.unit_id for slot in slots)
     raise ValidationError({"pack": f"Pack {pack_id} is being merged again and again; try again."})
 
@@ -230,6 +235,21 @@ PACK_ID_ALPHABET = string.ascii_uppercase + string.digits
 def new_pack_id(prefix: str) -> str:
     """A candidate pack ID: the product prefix, a dash and 5 random letters or digits."""
     return prefix + "-" + "".join(secrets.choice(PACK_ID_ALPHABET) for _ in range(5))
+
+
+def _record(action: str, actor: str, pack: ProductPack | None = None, *, related=(), order=None, detail=""):
+    """Append the License Portal action (the Activity list, the pack's history) in the caller's
+    transaction, so a change and its record are written together or not at all."""
+    return LicensePortalAction.objects.create(
+        at=clock.now(),
+        actor=actor[:200],
+        action=action,
+        pack_id=pack.pack_id if pack is not None else "",
+        related_packs=LicensePortalAction.packs_field(list(related)),
+        order_number=order.number if order is not None else "",
+        subscription_key=str(pack.subscription_key) if pack is not None and pack.subscription_key_id else "",
+        detail=detail,
+    )
 
 
 def _lock_packs(pack_ids, field: str) -> dict[str, ProductPack]:
@@ -332,6 +352,14 @@ def split_pack(pack_id: str, *, mode: str = SplitMode.COUNT, count=None, actor: 
             reason=SizeChangeReason.SPLIT,
             actor=actor,
             detail=f"{n} licenses split off into {new.pack_id}",
+        )
+        _record(
+            PortalAction.SPLIT,
+            actor,
+            source,
+            related=[new.pack_id],
+            detail=f"{n} free licenses split off {pack_id} into the new pack {new.pack_id}; "
+            f"{pack_id} keeps {total - n} licenses ({used} bound).",
         )
     log.info("%s split %d licenses off %s into %s", actor, n, pack_id, new.pack_id)
     return new
@@ -489,6 +517,14 @@ def merge_packs(target_id: str, source_ids, *, actor: str) -> ProductPack:
                 for p in src
             ]
         )
+        _record(
+            PortalAction.MERGE,
+            actor,
+            target,
+            related=sources,
+            detail=f"Merged into {target_id}: {merged_in}; {target_id} now has "
+            f"{target.total_licenses + added} licenses.",
+        )
     log.info("%s merged %s into %s", actor, ", ".join(sources), target_id)
     target.refresh_from_db()
     return target
@@ -518,7 +554,18 @@ def remove_hardware(pack_id: str, unit_ids, *, actor: str, accept_terms: bool) -
         )
     if not actor:
         raise ValidationError({"actor": "Say who removes the hardware."})
-    released_from, removed = _release(pack_id, units, actor)
+
+    def record(pack, released):
+        _record(
+            PortalAction.REMOVE_HARDWARE,
+            actor,
+            pack,
+            related=[pack_id] if pack.pack_id != pack_id else (),
+            detail=f"Removed hardware {', '.join(released)} from {pack.pack_id}: "
+            f"{len(released)} license(s) freed.",
+        )
+
+    released_from, removed = _release(pack_id, units, actor, on_released=record)
     if released_from is None:
         raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
     log.info("%s removed hardware %s from %s", actor, ", ".join(removed) or "(none)", released_from)
@@ -535,13 +582,20 @@ def set_pack_comment(pack_id: str, comment: str, *, actor: str) -> bool:
         raise ValidationError(
             {"comment": f"Comment is {len(comment)} characters long; at most {COMMENT_MAX} are allowed."}
         )
-    packs = ProductPack.objects.filter(pack_id=pack_id)
-    if not packs.exists():
-        raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
-    changed = bool(packs.exclude(comment=comment).update(comment=comment))
-    if changed:
-        log.info("%s set the comment of %s", actor, pack_id)
-    return changed
+    with transaction.atomic():
+        pack = (
+            ProductPack.objects.select_for_update().select_related("subscription_key").filter(pack_id=pack_id)
+        )
+        pack = pack.first()
+        if pack is None:
+            raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
+        if pack.comment == comment:
+            return False
+        old = pack.comment
+        ProductPack.objects.filter(pk=pack.pk).update(comment=comment)
+        _record(PortalAction.COMMENT, actor, pack, detail=f"Comment {old!r} -> {comment!r}")
+    log.info("%s set the comment of %s", actor, pack_id)
+    return True
 
 
 def accept_eula(pack_id: str, *, actor: str) -> tuple[Order, bool]:
@@ -551,19 +605,46 @@ def accept_eula(pack_id: str, *, actor: str) -> tuple[Order, bool]:
     if not actor:
         raise ValidationError({"actor": "Say who accepts the EULA."})
     with transaction.atomic():
-        order_pk = ProductPack.objects.filter(pack_id=pack_id).values_list("order_id", flat=True).first()
-        if order_pk is None:
-            if not ProductPack.objects.filter(pack_id=pack_id).exists():
-                raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
+        pack = ProductPack.objects.select_related("subscription_key").filter(pack_id=pack_id).first()
+        if pack is None:
+            raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
+        if pack.order_id is None:
             raise ValidationError(
                 {"pack": f"Pack {pack_id} belongs to no order: there is no EULA to accept."}
             )
-        order = Order.objects.select_for_update().get(pk=order_pk)
-        if order.eula_accepted:
-            return order, False
-        order.eula_accepted_by, order.eula_accepted_at = actor[:200], clock.now()
-        order.save(update_fields=["eula_accepted_by", "eula_accepted_at"])
-    log.info("%s accepted the EULA of order %s (from pack %s)", actor, order.number, pack_id)
+        return _accept(Order.objects.select_for_update().get(pk=pack.order_id), actor, pack)
+
+
+def accept_order_eula(number: str, *, actor: str) -> tuple[Order, bool]:
+    """Accept the EULA of order ``number`` (from the Orders page or Order details): it covers every
+    pack of the order. Returns the order and whether it was accepted now."""
+    actor = (actor or "").strip()
+    if not actor:
+        raise ValidationError({"actor": "Say who accepts the EULA."})
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(number=number).first()
+        if order is None:
+            raise ValidationError({"order": f"Order {number!r} does not exist."})
+        return _accept(order, actor, None)
+
+
+def _accept(order: Order, actor: str, pack: ProductPack | None) -> tuple[Order, bool]:
+    if order.eula_accepted:
+        return order, False
+    order.eula_accepted_by, order.eula_accepted_at = actor[:200], clock.now()
+    order.save(update_fields=["eula_accepted_by", "eula_accepted_at"])
+    packs = list(order.packs.order_by("pack_id").values_list("pack_id", flat=True))
+    where = f"in the pack {pack.pack_id}" if pack is not None else "for the order"
+    _record(
+        PortalAction.EULA_ACCEPTED,
+        actor,
+        pack,
+        related=[p for p in packs if pack is None or p != pack.pack_id],
+        order=order,
+        detail=f"EULA of order {order.number} accepted {where}; it covers "
+        f"{len(packs)} pack(s): {', '.join(packs) or 'none'}.",
+    )
+    log.info("%s accepted the EULA of order %s (%s)", actor, order.number, where)
     return order, True
 
 
