@@ -574,9 +574,11 @@ def test_admin_changelist_lists_every_row_for_a_superuser(admin_client, fleet, m
     SubscriptionKey.objects.create(company=Company.objects.get(), key="SK-TEST-0001")
     from devices.notifications import check_notifications
     from devices.reconciliation import reconcile
+    from licensing.services import set_pack_comment
 
     check_notifications()  # EMP-CCCCC is used up
     reconcile()
+    set_pack_comment("WE-AAAAA", "seen in the admin", actor="tester")  # a License Portal action
     rows = model._default_manager.count()
     assert rows > 0  # every changelist renders real rows, so a broken list_display shows up
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
