@@ -19,6 +19,11 @@ def device_link(unit_id):
     )
 
 
+def local_time(value):
+    """A date and time for an export: local, to the minute, as the pages show it."""
+    return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT") if value else ""
+
+
 def pack_link(pack_id):
     return format_html('<a href="{}">{}</a>', reverse("licensing:pack_detail", args=[pack_id]), pack_id)
 
@@ -92,6 +97,9 @@ class LicenseSlotTable(PortalTable):
     def __init__(self, *args, ticked=(), disabled=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.ticked, self.disabled = set(ticked), disabled
+
+    def value_bound_at(self, value):
+        return local_time(value)
 
     def render_device(self, record):
         return format_html(
@@ -282,6 +290,9 @@ class LicensePortalActionTable(PortalTable):
         empty_text = "No License Portal actions."
         attrs = {"class": "table"}
 
+    def value_at(self, value):
+        return local_time(value)
+
     def render_pack_id(self, value):
         return pack_link(value)
 
@@ -346,6 +357,12 @@ class HardwareSlotTable(PortalTable):
 
     def render_unit_id(self, value):
         return device_link(value)
+
+    def value_bound_at(self, value):
+        return local_time(value)
+
+    def value_released_at(self, value):
+        return local_time(value) or "—"
 
     def render_mac(self, record):
         return self.macs.get(record.unit_id, "—")
