@@ -8,7 +8,15 @@ from django.utils.html import format_html, format_html_join
 from ald_portal import clock
 from ald_portal.tables import PortalTable
 
-from .models import LicensePortalAction, LicenseSlot, Order, PackSizeChange, ProductPack, SubscriptionKey
+from .models import (
+    LicensePortalAction,
+    LicenseSlot,
+    Order,
+    PackSizeChange,
+    PackStatus,
+    ProductPack,
+    SubscriptionKey,
+)
 from .reports import used_up_on
 
 
@@ -148,6 +156,8 @@ class DashboardPackTable(PackTable):
         fields = PackTable.Meta.fields + ("used_up",)
 
     def render_used_up(self, record):
+        if record.effective_status() == PackStatus.EXPIRED:
+            return "expired"  # binds no more licenses
         day = used_up_on(record.free, record.bound_recently, clock.today())
         if day is None:
             return "not at this rate"
