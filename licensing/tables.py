@@ -171,7 +171,7 @@ class DashboardPackTable(PackTable):
 
 class OrderTable(PortalTable):
     number = tables.Column(verbose_name="Order", linkify=("licensing:order_detail", [tables.A("number")]))
-    order_date = tables.DateColumn(verbose_name="Order date", order_by=("order_date", "pk"))
+    order_date = tables.DateColumn(verbose_name="Order date", order_by=("ordered_on", "pk"))
     company = tables.Column(order_by=("company__name", "pk"))
     pack_count = tables.Column(verbose_name="Packs", order_by=("pack_count", "pk"))
     license_count = tables.Column(verbose_name="Licenses", order_by=("license_count", "pk"))
@@ -183,7 +183,7 @@ class OrderTable(PortalTable):
     class Meta:
         model = Order
         fields = ("number", "order_date", "company", "pack_count", "license_count", "eula", "accept")
-        order_by = ("-order_date",)
+        order_by = ("-order_date",)  # newest first; see the ``ordered_on`` sort key
         empty_text = "No orders."
         attrs = {"class": "table"}
 
@@ -206,8 +206,8 @@ class SubscriptionKeyTable(PortalTable):
     company = tables.Column(order_by=("company__name", "pk"))
     products = tables.Column(verbose_name="Product", empty_values=(), orderable=False)
     license_count = tables.Column(verbose_name="Licenses", order_by=("license_count", "pk"))
-    start = tables.DateColumn(verbose_name="Start", order_by=("start", "pk"))
-    expiration = tables.DateColumn(verbose_name="Expiration date", order_by=("expiration", "pk"))
+    start = tables.DateColumn(verbose_name="Start", order_by=("starts_on", "pk"))
+    expiration = tables.DateColumn(verbose_name="Expiration date", order_by=("expires_on", "pk"))
     pack_ids = tables.Column(verbose_name="Product Packs", empty_values=(), orderable=False)
     orders = tables.Column(verbose_name="Orders", empty_values=(), orderable=False)
     ald_token = tables.TemplateColumn(
@@ -328,7 +328,7 @@ class HardwareSlotTable(PortalTable):
     product_type = tables.Column(
         verbose_name="Product type", accessor="pack__product_type", order_by=("pack__product_type", "pk")
     )
-    state = tables.Column(verbose_name="License", empty_values=(), order_by=("released_at", "pk"))
+    state = tables.Column(verbose_name="License", empty_values=(), orderable=False)
     bound_at = tables.DateTimeColumn(verbose_name="Assigned at", order_by=("bound_at", "pk"))
     released_at = tables.DateTimeColumn(
         verbose_name="Removed at", order_by=("released_at", "pk"), default="—"

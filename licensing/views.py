@@ -1,8 +1,10 @@
+import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Max, Min, Prefetch, Q, Sum
+from django.db.models import Count, Max, Min, Prefetch, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -223,10 +225,16 @@ def _add_service_error(form, exc):
 
 
 # --- Orders -------------------------------------------------------------------------------------------
+# Sort keys without NULLs, so SQLite and PostgreSQL (which put NULLs at opposite ends) list alike:
+# an order without a date is the oldest; a key with perpetual packs only expires last.
+EARLIEST, LATEST = datetime.date(1, 1, 1), datetime.date(9999, 12, 31)
+
+
 def _orders():
     return Order.objects.select_related("company").annotate(
         pack_count=Count("packs", filter=~Q(packs__status=PackStatus.MERGED)),
         license_count=Coalesce(Sum("packs__total_licenses"), 0),
+        ordered_on=Coalesce("order_date", Value(EARLIEST)),
     )
 
 
@@ -240,7 +248,7 @@ class OrderListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterVie
     table_pagination = {"per_page": 50}
 
     def get_queryset(self):
-        return _orders().order_by("-order_date", "pk")
+        return _orders().order_by("-ordered_on", "-pk")
 
     def get_table_kwargs(self):
         return {"can_change": self.request.user.has_perm(ORDER_CHANGE_PERMISSION)}
@@ -330,6 +338,10 @@ class SubscriptionKeyListView(LoginRequiredMixin, ExportMixin, SingleTableMixin,
                 license_count=Coalesce(Sum("packs__total_licenses", filter=live), 0),
                 start=Min("packs__start_date", filter=live),
                 expiration=Max("packs__expiry_date", filter=live),
+            )
+            .annotate(
+                starts_on=Coalesce("start", Value(EARLIEST)),
+                expires_on=Coalesce("expiration", Value(LATEST)),
             )
             .prefetch_related(
                 Prefetch(
