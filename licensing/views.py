@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Max, Min, Prefetch, Q, Sum, Value
+from django.db.models import Case, Count, F, Max, Min, Prefetch, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -338,10 +338,16 @@ class SubscriptionKeyListView(LoginRequiredMixin, ExportMixin, SingleTableMixin,
                 license_count=Coalesce(Sum("packs__total_licenses", filter=live), 0),
                 start=Min("packs__start_date", filter=live),
                 expiration=Max("packs__expiry_date", filter=live),
+                live_count=Count("packs", filter=live),
             )
             .annotate(
                 starts_on=Coalesce("start", Value(EARLIEST)),
-                expires_on=Coalesce("expiration", Value(LATEST)),
+                # perpetual packs only: last of all; no pack at all: first
+                expires_on=Case(
+                    When(expiration__isnull=False, then=F("expiration")),
+                    When(live_count__gt=0, then=Value(LATEST)),
+                    default=Value(EARLIEST),
+                ),
             )
             .prefetch_related(
                 Prefetch(
