@@ -273,3 +273,11 @@ def test_activity_json_export_has_exactly_the_filtered_rows(helpdesk_client, sma
     assert [(r["Pack ID"], r["Other packs"], r["Order"], r["Detail"]) for r in rows] == [
         ("WE-00000", "WE-00003", "ORD-00003", "=comment 3")
     ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_cell_starting_like_a_formula_is_exported_as_text(helpdesk_client, small_world, fmt):
+    from tests.test_exports import column, read
+
+    export = read(helpdesk_client.get(url("activity"), {"q": "WE-00003", "export": fmt}), fmt)
+    assert column(export, fmt, "Detail") == ["'=comment 3"]
