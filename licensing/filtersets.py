@@ -103,7 +103,10 @@ class BoundFilterSet(django_filters.FilterSet):
 class OrderFilterSet(BoundFilterSet):
     q = django_filters.CharFilter(method="search", label="Search (order, pack ID, subscription key)")
     eula = django_filters.ChoiceFilter(
-        choices=[("pending", "Not accepted"), ("accepted", "Accepted")], method="with_eula", label="EULA"
+        choices=[("pending", "Not accepted"), ("accepted", "Accepted")],
+        method="with_eula",
+        label="EULA",
+        empty_label="Any",
     )
 
     class Meta:
@@ -129,6 +132,7 @@ class SubscriptionKeyFilterSet(BoundFilterSet):
         choices=[("expired", "Expired"), ("30", "Within 30 days"), ("90", "Within 90 days")],
         method="expiring",
         label="Expiration",
+        empty_label="Any",
     )
 
     class Meta:
@@ -156,7 +160,7 @@ class SubscriptionKeyFilterSet(BoundFilterSet):
 
 class ActivityFilterSet(BoundFilterSet):
     q = django_filters.CharFilter(method="search", label="Search (pack ID, order, unit ID, detail)")
-    action = django_filters.ChoiceFilter(choices=PortalAction.choices, label="Action")
+    action = django_filters.ChoiceFilter(choices=PortalAction.choices, label="Action", empty_label="Any")
     actor = django_filters.CharFilter(method="by_actor", label="User")
     since = django_filters.DateFilter(
         field_name="at", lookup_expr="date__gte", label="From (YYYY-MM-DD)", widget=forms.DateInput()
@@ -221,6 +225,7 @@ class HardwareSearchFilterSet(BoundFilterSet):
         choices=[("active", "Bound now"), ("released", "Removed (released)")],
         method="by_state",
         label="License",
+        empty_label="Bound now or removed",
     )
 
     class Meta:
