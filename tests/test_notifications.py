@@ -82,7 +82,7 @@ def admins(db, django_user_model):
     django_user_model.objects.create_superuser("root", "root@example.com")
     ops = django_user_model.objects.create_user("ops", "ops@example.com")
     ops.user_permissions.add(perm)
-    group = Group.objects.create(name="UMS administrators")
+    group = Group.objects.get_or_create(name="UMS administrators")[0]  # the role exists after migrate
     group.permissions.add(perm)
     team = django_user_model.objects.create_user("team", "Team@Example.com")
     team.groups.add(group)
