@@ -584,7 +584,9 @@ def set_pack_comment(pack_id: str, comment: str, *, actor: str) -> bool:
         )
     with transaction.atomic():
         pack = (
-            ProductPack.objects.select_for_update().select_related("subscription_key").filter(pack_id=pack_id)
+            ProductPack.objects.select_for_update(of=("self",))
+            .select_related("subscription_key")
+            .filter(pack_id=pack_id)
         )
         pack = pack.first()
         if pack is None:
