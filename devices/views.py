@@ -467,6 +467,7 @@ PREVIEW_DEVICES = 100
 
 
 @login_required
+@require_safe
 def ums_certificate(request):
     """Export this UMS's UMS ID certificate (.crt) for registering it in the License Portal."""
     from django.http import HttpResponse

@@ -4,7 +4,7 @@ from .models import (
     AldToken,
     Company,
     IlsRequest,
-    LicensePortalEvent,
+    LicensePortalAction,
     LicenseSlot,
     Order,
     PackSizeChange,
@@ -127,6 +127,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LicensePortalAction)
+class LicensePortalActionAdmin(ReadOnlyAdmin):
+    """History: read, never edited."""
+
+    list_display = ("at", "actor", "action", "pack_id", "order_number", "subscription_key", "detail")
+    list_filter = ("action", "actor")
+    search_fields = ("pack_id", "related_packs", "order_number", "subscription_key", "detail", "actor")
+    date_hierarchy = "at"
+
 
 @admin.register(AldToken)
 class AldTokenAdmin(ReadOnlyAdmin):
@@ -151,11 +164,3 @@ class IlsRequestAdmin(ReadOnlyAdmin):
     list_display = ("at", "caller", "idempotency_key", "status_code")
     list_filter = ("status_code",)
     search_fields = ("caller", "idempotency_key")
-
-
-@admin.register(LicensePortalEvent)
-class LicensePortalEventAdmin(ReadOnlyAdmin):
-    list_display = ("at", "actor", "action", "ums", "subscription_key", "message")
-    list_select_related = ("ums", "subscription_key")
-    list_filter = ("action",)
-    search_fields = ("actor", "message")

@@ -343,30 +343,61 @@ class IlsRequest(models.Model):
         return f"{self.caller} {self.idempotency_key}"
 
 
-class LicensePortalEvent(models.Model):
-    """Who changed what on the License Portal's UMS ID and subscription key pages. Appended only."""
+class PortalAction(models.TextChoices):
+    EULA_ACCEPTED = "EULA_ACCEPTED", "EULA accepted"
+    SPLIT = "SPLIT", "Split"
+    MERGE = "MERGE", "Merge"
+    REMOVE_HARDWARE = "REMOVE_HARDWARE", "Remove hardware"
+    COMMENT = "COMMENT", "Comment"
+    REGISTER = "REGISTER", "Register UMS ID"
+    RENAME = "RENAME", "Rename UMS ID"
+    CHANGE_UMS_ID = "CHANGE_UMS_ID", "Change UMS ID"
+    ASSIGN = "ASSIGN", "Assign packs"
+    UNASSIGN = "UNASSIGN", "Unassign packs"
+    AUTO_ASSIGN = "AUTO_ASSIGN", "Auto assign"
+    TOKEN_GENERATED = "TOKEN_GENERATED", "Generate ALD token"
+    TOKEN_DELETED = "TOKEN_DELETED", "Delete ALD token"
 
-    class Action(models.TextChoices):
-        REGISTER = "REGISTER", "Register UMS ID"
-        RENAME = "RENAME", "Rename UMS ID"
-        CHANGE_UMS_ID = "CHANGE_UMS_ID", "Change UMS ID"
-        ASSIGN = "ASSIGN", "Assign packs"
-        UNASSIGN = "UNASSIGN", "Unassign packs"
-        AUTO_ASSIGN = "AUTO_ASSIGN", "Auto assign"
-        TOKEN_GENERATED = "TOKEN_GENERATED", "Generate ALD token"
-        TOKEN_DELETED = "TOKEN_DELETED", "Delete ALD token"
 
-    at = models.DateTimeField(default=clock.now)
+# the actions of the UMS IDs page, listed there
+UMS_ID_ACTIONS = (
+    PortalAction.REGISTER,
+    PortalAction.RENAME,
+    PortalAction.CHANGE_UMS_ID,
+    PortalAction.ASSIGN,
+    PortalAction.UNASSIGN,
+    PortalAction.AUTO_ASSIGN,
+)
+
+
+class LicensePortalAction(models.Model):
+    """One change made in the License Portal, who made it and what it did: appended by the service
+    that made the change, in the same transaction, never edited (docs/DESIGN.md invariant 4).
+
+    ``pack_id`` is the pack acted on (the merge target, the split source, the pack hardware was
+    removed from); ``related_packs`` the other packs involved, as ``,ID,ID,`` so that a pack's
+    history finds the actions that involved it by an exact match."""
+
+    at = models.DateTimeField(default=clock.now, db_index=True)
     actor = models.CharField(max_length=200)
-    action = models.CharField(max_length=20, choices=Action.choices)
-    ums = models.ForeignKey(UmsId, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
-    subscription_key = models.ForeignKey(
-        SubscriptionKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
-    )
-    message = models.CharField(max_length=500)
+    action = models.CharField(max_length=20, choices=PortalAction.choices)
+    pack_id = models.CharField("Pack ID", max_length=20, blank=True, db_index=True)
+    related_packs = models.TextField(blank=True)
+    order_number = models.CharField("Order", max_length=40, blank=True)
+    subscription_key = models.CharField("Subscription key", max_length=40, blank=True)
+    detail = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-at", "-pk"]
+        verbose_name = "License Portal action"
 
     def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor}: {self.message}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor}: {self.get_action_display()} {self.pack_id}"
+
+    @property
+    def related_pack_ids(self):
+        return [p for p in self.related_packs.split(",") if p]
+
+    @staticmethod
+    def packs_field(pack_ids) -> str:
+        return "," + ",".join(pack_ids) + "," if pack_ids else ""

@@ -33,11 +33,12 @@ from .contract import (
 from .models import (
     UNIT_ID_RE,
     AldToken,
-    LicensePortalEvent,
+    LicensePortalAction,
     LicenseSlot,
     Order,
     PackSizeChange,
     PackStatus,
+    PortalAction,
     ProductPack,
     SizeChangeReason,
     SubscriptionKey,
@@ -254,10 +255,11 @@ def _follow_merges(pack_id: str) -> int | None:
     return pk
 
 
-def _release(pack_id: str, units: list[str], actor: str) -> tuple[str | None, list[str]]:
+def _release(pack_id: str, units: list[str], actor: str, on_released=None) -> tuple[str | None, list[str]]:
     """Release the active slots of ``units`` in the pack that holds ``pack_id``'s slots; returns that
     pack's ID and the unit IDs released. Locks the one pack row, then its slots (the order every
-    operation here keeps), and moves the counter by the number of slots actually released."""
+    operation here keeps), and moves the counter by the number of slots actually released.
+    ``on_released(pack, unit_ids)`` runs inside the transaction when slots were released."""
     for _attempt in range(5):
         pk = _follow_merges(pack_id)
         if pk is None:
@@ -278,6 +280,8 @@ def _release(pack_id: str, units: list[str], actor: str) -> tuple[str | None, li
                 n = len(slots)
                 if not ProductPack.objects.filter(pk=pack.pk, used__gte=n).update(used=F("used") - n):
                     log.error("pack %s counted fewer used licenses than the %d slots released", pack, n)
+                if on_released is not None:
+                    on_released(pack, sorted(slot.unit_id for slot in slots))
             return pack.pack_id, sorted(slot.unit_id for slot in slots)
     raise ValidationError({"pack": f"Pack {pack_id} is being merged again and again; try again."})
 
@@ -298,7 +302,7 @@ def register_ums_id(
         if created:
             _portal_event(
                 actor or "UMS",
-                LicensePortalEvent.Action.REGISTER,
+                PortalAction.REGISTER,
                 f"UMS ID {name} ({fingerprint}) registered",
                 ums=ums,
             )
@@ -317,9 +321,14 @@ def register_ums_certificate(company, certificate_pem: str, name: str, *, actor:
     return register_ums_id(company, fingerprint, name[:200], certificate_pem.strip(), actor=actor)
 
 
-def _portal_event(actor, action, message, ums=None, subscription_key=None):
-    LicensePortalEvent.objects.create(
-        actor=actor[:200], action=action, ums=ums, subscription_key=subscription_key, message=message[:500]
+def _portal_event(actor, action, message, ums=None, subscription_key=None, packs=()):
+    """An action of the UMS IDs or subscription keys pages, in the License Portal's action log."""
+    LicensePortalAction.objects.create(
+        actor=(actor or "")[:200],
+        action=action,
+        related_packs=LicensePortalAction.packs_field(list(packs)),
+        subscription_key=subscription_key.key if subscription_key else "",
+        detail=message,
     )
     log.info("%s: %s", actor, message)
 
@@ -338,7 +347,7 @@ def rename_ums_id(ums: UmsId, name: str, *, actor: str) -> bool:
         old = ums.name
         UmsId.objects.filter(pk=ums.pk).update(name=name)
         ums.name = name
-        _portal_event(actor, LicensePortalEvent.Action.RENAME, f"UMS ID {old!r} renamed to {name!r}", ums=ums)
+        _portal_event(actor, PortalAction.RENAME, f"UMS ID {old!r} renamed to {name!r}", ums=ums)
     return True
 
 
@@ -365,7 +374,7 @@ def change_ums_id(ums: UmsId, certificate_pem: str, *, actor: str) -> UmsId:
         kept = ums.packs.count()
         _portal_event(
             actor,
-            LicensePortalEvent.Action.CHANGE_UMS_ID,
+            PortalAction.CHANGE_UMS_ID,
             f"UMS ID {ums.name} changed from {old} to {fingerprint} ({certificate_subject(cert)}); "
             f"{kept} pack assignment(s) kept",
             ums=ums,
@@ -379,7 +388,7 @@ def set_auto_assign(ums: UmsId, on: bool, *, actor: str) -> bool:
         ums.auto_assign = on
         _portal_event(
             actor,
-            LicensePortalEvent.Action.AUTO_ASSIGN,
+            PortalAction.AUTO_ASSIGN,
             f"Auto assign {'on' if on else 'off'} for UMS ID {ums.name}: future Product Packs "
             + ("are assigned to it" if on else "are not assigned automatically"),
             ums=ums,
@@ -415,9 +424,10 @@ def assign_packs(ums: UmsId, packs, actor: str = "") -> int:
         if n and actor:
             _portal_event(
                 actor,
-                LicensePortalEvent.Action.ASSIGN,
+                PortalAction.ASSIGN,
                 f"Assigned {', '.join(todo)} to UMS ID {ums.name}",
                 ums=ums,
+                packs=todo,
             )
     return n
 
@@ -435,9 +445,10 @@ def unassign_packs(ums: UmsId, packs, *, actor: str) -> int:
         if n:
             _portal_event(
                 actor,
-                LicensePortalEvent.Action.UNASSIGN,
+                PortalAction.UNASSIGN,
                 f"Unassigned {', '.join(todo)} from UMS ID {ums.name}",
                 ums=ums,
+                packs=todo,
             )
     return n
 
@@ -473,7 +484,7 @@ def generate_ald_token(key: SubscriptionKey, *, actor: str) -> tuple[AldToken, s
         row, token = _issue_token(key, actor)
         _portal_event(
             actor,
-            LicensePortalEvent.Action.TOKEN_GENERATED,
+            PortalAction.TOKEN_GENERATED,
             f"ALD token {row.hint}… generated for {key.key}",
             subscription_key=key,
         )
@@ -494,7 +505,7 @@ def delete_ald_token(key: SubscriptionKey, *, actor: str) -> tuple[AldToken, str
         row, token = _issue_token(key, actor)
         _portal_event(
             actor,
-            LicensePortalEvent.Action.TOKEN_DELETED,
+            PortalAction.TOKEN_DELETED,
             f"ALD token {current.hint}… of {key.key} deleted; new token {row.hint}… issued",
             subscription_key=key,
         )
@@ -576,6 +587,21 @@ PACK_ID_ALPHABET = string.ascii_uppercase + string.digits
 def new_pack_id(prefix: str) -> str:
     """A candidate pack ID: the product prefix, a dash and 5 random letters or digits."""
     return prefix + "-" + "".join(secrets.choice(PACK_ID_ALPHABET) for _ in range(5))
+
+
+def _record(action: str, actor: str, pack: ProductPack | None = None, *, related=(), order=None, detail=""):
+    """Append the License Portal action (the Activity list, the pack's history) in the caller's
+    transaction, so a change and its record are written together or not at all."""
+    return LicensePortalAction.objects.create(
+        at=clock.now(),
+        actor=actor[:200],
+        action=action,
+        pack_id=pack.pack_id if pack is not None else "",
+        related_packs=LicensePortalAction.packs_field(list(related)),
+        order_number=order.number if order is not None else "",
+        subscription_key=str(pack.subscription_key) if pack is not None and pack.subscription_key_id else "",
+        detail=detail,
+    )
 
 
 def _lock_packs(pack_ids, field: str) -> dict[str, ProductPack]:
@@ -678,6 +704,14 @@ def split_pack(pack_id: str, *, mode: str = SplitMode.COUNT, count=None, actor: 
             reason=SizeChangeReason.SPLIT,
             actor=actor,
             detail=f"{n} licenses split off into {new.pack_id}",
+        )
+        _record(
+            PortalAction.SPLIT,
+            actor,
+            source,
+            related=[new.pack_id],
+            detail=f"{n} free licenses split off {pack_id} into the new pack {new.pack_id}; "
+            f"{pack_id} keeps {total - n} licenses ({used} bound).",
         )
     log.info("%s split %d licenses off %s into %s", actor, n, pack_id, new.pack_id)
     return new
@@ -835,6 +869,14 @@ def merge_packs(target_id: str, source_ids, *, actor: str) -> ProductPack:
                 for p in src
             ]
         )
+        _record(
+            PortalAction.MERGE,
+            actor,
+            target,
+            related=sources,
+            detail=f"Merged into {target_id}: {merged_in}; {target_id} now has "
+            f"{target.total_licenses + added} licenses.",
+        )
     log.info("%s merged %s into %s", actor, ", ".join(sources), target_id)
     target.refresh_from_db()
     return target
@@ -864,7 +906,18 @@ def remove_hardware(pack_id: str, unit_ids, *, actor: str, accept_terms: bool) -
         )
     if not actor:
         raise ValidationError({"actor": "Say who removes the hardware."})
-    released_from, removed = _release(pack_id, units, actor)
+
+    def record(pack, released):
+        _record(
+            PortalAction.REMOVE_HARDWARE,
+            actor,
+            pack,
+            related=[pack_id] if pack.pack_id != pack_id else (),
+            detail=f"Removed hardware {', '.join(released)} from {pack.pack_id}: "
+            f"{len(released)} license(s) freed.",
+        )
+
+    released_from, removed = _release(pack_id, units, actor, on_released=record)
     if released_from is None:
         raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
     log.info("%s removed hardware %s from %s", actor, ", ".join(removed) or "(none)", released_from)
@@ -881,13 +934,22 @@ def set_pack_comment(pack_id: str, comment: str, *, actor: str) -> bool:
         raise ValidationError(
             {"comment": f"Comment is {len(comment)} characters long; at most {COMMENT_MAX} are allowed."}
         )
-    packs = ProductPack.objects.filter(pack_id=pack_id)
-    if not packs.exists():
-        raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
-    changed = bool(packs.exclude(comment=comment).update(comment=comment))
-    if changed:
-        log.info("%s set the comment of %s", actor, pack_id)
-    return changed
+    with transaction.atomic():
+        pack = (
+            ProductPack.objects.select_for_update(of=("self",))
+            .select_related("subscription_key")
+            .filter(pack_id=pack_id)
+        )
+        pack = pack.first()
+        if pack is None:
+            raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
+        if pack.comment == comment:
+            return False
+        old = pack.comment
+        ProductPack.objects.filter(pk=pack.pk).update(comment=comment)
+        _record(PortalAction.COMMENT, actor, pack, detail=f"Comment {old!r} -> {comment!r}")
+    log.info("%s set the comment of %s", actor, pack_id)
+    return True
 
 
 def accept_eula(pack_id: str, *, actor: str) -> tuple[Order, bool]:
@@ -897,19 +959,46 @@ def accept_eula(pack_id: str, *, actor: str) -> tuple[Order, bool]:
     if not actor:
         raise ValidationError({"actor": "Say who accepts the EULA."})
     with transaction.atomic():
-        order_pk = ProductPack.objects.filter(pack_id=pack_id).values_list("order_id", flat=True).first()
-        if order_pk is None:
-            if not ProductPack.objects.filter(pack_id=pack_id).exists():
-                raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
+        pack = ProductPack.objects.select_related("subscription_key").filter(pack_id=pack_id).first()
+        if pack is None:
+            raise ValidationError({"pack": f"Pack {pack_id!r} does not exist."})
+        if pack.order_id is None:
             raise ValidationError(
                 {"pack": f"Pack {pack_id} belongs to no order: there is no EULA to accept."}
             )
-        order = Order.objects.select_for_update().get(pk=order_pk)
-        if order.eula_accepted:
-            return order, False
-        order.eula_accepted_by, order.eula_accepted_at = actor[:200], clock.now()
-        order.save(update_fields=["eula_accepted_by", "eula_accepted_at"])
-    log.info("%s accepted the EULA of order %s (from pack %s)", actor, order.number, pack_id)
+        return _accept(Order.objects.select_for_update().get(pk=pack.order_id), actor, pack)
+
+
+def accept_order_eula(number: str, *, actor: str) -> tuple[Order, bool]:
+    """Accept the EULA of order ``number`` (from the Orders page or Order details): it covers every
+    pack of the order. Returns the order and whether it was accepted now."""
+    actor = (actor or "").strip()
+    if not actor:
+        raise ValidationError({"actor": "Say who accepts the EULA."})
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(number=number).first()
+        if order is None:
+            raise ValidationError({"order": f"Order {number!r} does not exist."})
+        return _accept(order, actor, None)
+
+
+def _accept(order: Order, actor: str, pack: ProductPack | None) -> tuple[Order, bool]:
+    if order.eula_accepted:
+        return order, False
+    order.eula_accepted_by, order.eula_accepted_at = actor[:200], clock.now()
+    order.save(update_fields=["eula_accepted_by", "eula_accepted_at"])
+    packs = list(order.packs.order_by("pack_id").values_list("pack_id", flat=True))
+    where = f"in the pack {pack.pack_id}" if pack is not None else "for the order"
+    _record(
+        PortalAction.EULA_ACCEPTED,
+        actor,
+        pack,
+        related=[p for p in packs if pack is None or p != pack.pack_id],
+        order=order,
+        detail=f"EULA of order {order.number} accepted {where}; it covers "
+        f"{len(packs)} pack(s): {', '.join(packs) or 'none'}.",
+    )
+    log.info("%s accepted the EULA of order %s (%s)", actor, order.number, where)
     return order, True
 
 

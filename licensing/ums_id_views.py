@@ -8,11 +8,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from . import services
 from .certificates import certificate_subject, load_certificate
-from .models import AldToken, Company, LicensePortalEvent, ProductPack, SubscriptionKey, UmsId
+from .models import (
+    UMS_ID_ACTIONS,
+    Company,
+    LicensePortalAction,
+    ProductPack,
+    SubscriptionKey,
+    UmsId,
+)
 
 CHANGE_UMS_ID = "licensing.change_umsid"
 CHANGE_SUBSCRIPTION_KEY = "licensing.change_subscriptionkey"
@@ -28,7 +35,12 @@ def _ums_ids():
 
 
 @login_required
-def ums_id_list(request, failed=None):
+@require_safe
+def ums_id_list(request):
+    return _render_ums_ids(request)
+
+
+def _render_ums_ids(request, failed=None):
     ums_ids = list(_ums_ids())
     assignable = {}
     for pack in (
@@ -52,7 +64,7 @@ def ums_id_list(request, failed=None):
             "ums_ids": ums_ids,
             "companies": Company.objects.order_by("name"),
             "can_change": request.user.has_perm(CHANGE_UMS_ID),
-            "events": LicensePortalEvent.objects.select_related("ums", "subscription_key")[:25],
+            "events": LicensePortalAction.objects.filter(action__in=UMS_ID_ACTIONS)[:25],
             "failed": failed or {},
         },
         status=400 if failed else 200,
@@ -129,7 +141,7 @@ UMS_ACTIONS = {
 def _refused(request, key, exc):
     for message in exc.messages:
         messages.error(request, message)
-    return ums_id_list(request, failed={key: exc.messages})
+    return _render_ums_ids(request, failed={key: exc.messages})
 
 
 @login_required
@@ -168,6 +180,7 @@ def ums_id_register(request):
 
 
 @login_required
+@require_safe
 def ums_id_certificate(request, pk):
     ums = get_object_or_404(UmsId, pk=pk)
     if not ums.certificate_pem:
@@ -182,26 +195,12 @@ def ums_id_certificate(request, pk):
 
 
 @login_required
-def subscription_keys(request, new_token=None, failed=None):
-    keys = (
-        SubscriptionKey.objects.select_related("company")
-        .annotate(n_packs=Count("packs", distinct=True))
-        .prefetch_related(
-            Prefetch(
-                "ald_tokens", queryset=AldToken.objects.filter(revoked_at__isnull=True), to_attr="current"
-            )
-        )
-        .order_by("key", "pk")
-    )
+def _token_answer(request, new_token=None, failed=None):
+    """The answer to Generate / Delete ALD token: the new token, shown in this response only."""
     return render(
         request,
-        "licensing/subscription_keys.html",
-        {
-            "keys": keys,
-            "can_change": request.user.has_perm(CHANGE_SUBSCRIPTION_KEY),
-            "new_token": new_token,
-            "failed": failed,
-        },
+        "licensing/ald_token_shown.html",
+        {"new_token": new_token, "failed": failed},
         status=400 if failed else 200,
     )
 
@@ -220,9 +219,9 @@ def ald_token_action(request, pk, action):
     except ValidationError as exc:
         for message in exc.messages:
             messages.error(request, message)
-        return subscription_keys(request, failed=exc.messages)
+        return _token_answer(request, failed=exc.messages)
     # Shown in this answer only: never in a message (those are kept in the session) nor a redirect.
-    response = subscription_keys(
+    response = _token_answer(
         request, new_token={"key": key.key, "token": token, "hint": row.hint, "action": action}
     )
     response["Cache-Control"] = "no-store"

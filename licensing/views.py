@@ -1,7 +1,11 @@
+import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, Count, F, Max, Min, Prefetch, Q, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import formats, timezone
@@ -9,34 +13,42 @@ from django.views.decorators.http import require_POST, require_safe
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
-from ald_portal.exports import ExportMixin
+from ald_portal.exports import FORMATS, ExportMixin, export_response
 
 from . import services
 from .contract import LicenseServiceError
-from .filtersets import PackFilterSet
+from .filtersets import ActivityFilterSet, OrderFilterSet, PackFilterSet, SubscriptionKeyFilterSet
 from .forms import AcceptEulaForm, CommentForm, MergeForm, RemoveHardwareForm, SplitForm
-from .models import PACK_ID_RE, Company, PackSizeChange, PackStatus, ProductPack
-from .reports import product_type_consumption
-from .tables import LicenseSlotTable, PackSizeChangeTable, PackTable
+from .models import (
+    PACK_ID_RE,
+    AldToken,
+    LicensePortalAction,
+    Order,
+    PackSizeChange,
+    PackStatus,
+    ProductPack,
+    SubscriptionKey,
+)
+from .tables import (
+    LicensePortalActionTable,
+    LicenseSlotTable,
+    OrderTable,
+    PackSizeChangeTable,
+    PackTable,
+    SubscriptionKeyTable,
+)
 
 CHANGE_PERMISSION = "licensing.change_productpack"
+ORDER_CHANGE_PERMISSION = "licensing.change_order"
 
 
-@login_required
-@require_safe
-def dashboard(request):
-    packs = ProductPack.objects.non_archived().select_related("assigned_ums", "subscription_key", "order")
-    table = PackTable(packs, request=request)
-    table.paginate(page=request.GET.get("page", 1), per_page=50)
-    return render(
-        request,
-        "licensing/dashboard.html",
-        {
-            "companies": Company.objects.all(),
-            "consumption": product_type_consumption(),
-            "table": table,
-        },
-    )
+def export_requested(request, table, basename):
+    """``?export=csv|xlsx|json`` on a page with a table: the whole sorted table as a file, else None."""
+    fmt = request.GET.get("export")
+    if fmt not in FORMATS:
+        return None
+    RequestConfig(request, paginate=False).configure(table)
+    return export_response(table, fmt, basename)
 
 
 class PackListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
@@ -83,12 +95,25 @@ def _render_pack(request, pack, bound=None):
     }
     forms.update(bound or {})
     ticked = forms["remove_hardware"].data.getlist("unit_ids") if forms["remove_hardware"].is_bound else ()
+    slots = pack.slots.filter(released_at__isnull=True).select_related("ums").order_by("unit_id", "pk")
+    if bound is None:  # the licenses of the pack as a file: unit ID, bound at, UMS ID
+        exported = export_requested(
+            request, LicenseSlotTable(slots, exclude=("device", "remove")), f"{pack.pack_id}-licenses"
+        )
+        if exported is not None:
+            return exported
     licenses = LicenseSlotTable(
-        pack.slots.filter(released_at__isnull=True).select_related("ums"),
-        ticked=ticked,
-        disabled=not can_change or pack.status == PackStatus.MERGED,
+        slots, ticked=ticked, disabled=not can_change or pack.status == PackStatus.MERGED
     )
     RequestConfig(request, paginate={"per_page": 50}).configure(licenses)
+    actions = LicensePortalActionTable(
+        LicensePortalAction.objects.filter(
+            Q(pack_id=pack.pack_id) | Q(related_packs__contains=f",{pack.pack_id},")
+        ).order_by("-at", "-pk"),
+        prefix="actions-",
+        exclude=("subscription_key",),
+    )
+    RequestConfig(request, paginate={"per_page": 25}).configure(actions)
     history = PackSizeChangeTable(
         PackSizeChange.objects.filter(pack=pack).order_by("-at", "-pk"), prefix="history-"
     )
@@ -102,6 +127,7 @@ def _render_pack(request, pack, bound=None):
             "candidates": candidates,
             "licenses": licenses,
             "history": history,
+            "actions": actions,
             "can_change": can_change,
             "retired": pack.status in (PackStatus.MERGED, PackStatus.ARCHIVED),
             # a refused form is shown even where its section would be hidden, so its error is seen
@@ -198,3 +224,165 @@ def _add_service_error(form, exc):
         return
     for field, errors in exc.error_dict.items():
         form.add_error(field if field in form.fields else None, ValidationError(errors))
+
+
+# --- Orders -------------------------------------------------------------------------------------------
+# Sort keys without NULLs, so SQLite and PostgreSQL (which put NULLs at opposite ends) list alike:
+# an order without a date is the oldest; a key with perpetual packs only expires last.
+EARLIEST, LATEST = datetime.date(1, 1, 1), datetime.date(9999, 12, 31)
+
+
+def _orders():
+    return Order.objects.select_related("company").annotate(
+        pack_count=Count("packs", filter=~Q(packs__status=PackStatus.MERGED)),
+        license_count=Coalesce(Sum("packs__total_licenses"), 0),
+        ordered_on=Coalesce("order_date", Value(EARLIEST)),
+    )
+
+
+class OrderListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    """ILP *Orders*: the orders with their EULA state; the EULA is accepted from the list too."""
+
+    export_basename = "orders"
+    filterset_class = OrderFilterSet
+    table_class = OrderTable
+    template_name = "licensing/order_list.html"
+    table_pagination = {"per_page": 50}
+
+    def get_queryset(self):
+        return _orders().order_by("-ordered_on", "-pk")
+
+    def get_table_kwargs(self):
+        return {"can_change": self.request.user.has_perm(ORDER_CHANGE_PERMISSION)}
+
+
+def _order(number):
+    if "\x00" in number:
+        raise Http404("No such order.")
+    return get_object_or_404(_orders(), number=number)
+
+
+@login_required
+@require_safe
+def order_detail(request, number):
+    """ILP *Order details*: the order, its EULA and its subscriptions (packs)."""
+    order = _order(number)
+    packs = PackTable(
+        ProductPack.objects.filter(order=order)
+        .select_related("assigned_ums", "subscription_key")
+        .order_by("pack_id", "pk"),
+        request=request,
+    )
+    exported = export_requested(request, packs, f"order-{order.number}-packs")
+    if exported is not None:
+        return exported
+    RequestConfig(request, paginate={"per_page": 50}).configure(packs)
+    return render(
+        request,
+        "licensing/order_detail.html",
+        {
+            "order": order,
+            "packs": packs,
+            "keys": list(
+                SubscriptionKey.objects.filter(packs__order=order)
+                .distinct()
+                .order_by("key")
+                .values_list("key", flat=True)
+            ),
+            "can_change": request.user.has_perm(ORDER_CHANGE_PERMISSION),
+        },
+    )
+
+
+@login_required
+@require_POST
+def order_accept_eula(request, number):
+    if not request.user.has_perm(ORDER_CHANGE_PERMISSION):
+        raise PermissionDenied("Accepting an EULA needs the permission to change orders.")
+    order = _order(number)
+    try:
+        order, accepted_now = services.accept_order_eula(order.number, actor=_actor(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        at = formats.date_format(timezone.localtime(order.eula_accepted_at), "SHORT_DATETIME_FORMAT")
+        if accepted_now:
+            messages.success(
+                request,
+                f"EULA of order {order.number} accepted by {order.eula_accepted_by} at {at}: "
+                "it covers every pack of the order.",
+            )
+        else:
+            messages.info(
+                request,
+                f"The EULA of order {order.number} was already accepted by {order.eula_accepted_by} at {at}.",
+            )
+    if request.POST.get("next") == "list":
+        return redirect("licensing:order_list")
+    return redirect("licensing:order_detail", number=order.number)
+
+
+# --- Subscription keys -------------------------------------------------------------------------------
+class SubscriptionKeyListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    """ILP *Subscription keys*: each key with its expiration date (its packs' latest expiry), packs
+    and orders. ALD token actions (generate, delete) belong in the table's "ALD token" column."""
+
+    export_basename = "subscription-keys"
+    filterset_class = SubscriptionKeyFilterSet
+    table_class = SubscriptionKeyTable
+    template_name = "licensing/subscription_key_list.html"
+    table_pagination = {"per_page": 50}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        # the ALD token cell reads this from the page's context
+        context["can_change_keys"] = self.request.user.has_perm("licensing.change_subscriptionkey")
+        return context
+
+    def get_queryset(self):
+        live = ~Q(packs__status=PackStatus.MERGED)
+        return (
+            SubscriptionKey.objects.select_related("company")
+            .annotate(
+                license_count=Coalesce(Sum("packs__total_licenses", filter=live), 0),
+                start=Min("packs__start_date", filter=live),
+                expiration=Max("packs__expiry_date", filter=live),
+                live_count=Count("packs", filter=live),
+            )
+            .annotate(
+                starts_on=Coalesce("start", Value(EARLIEST)),
+                # perpetual packs only: last of all; no pack at all: first
+                expires_on=Case(
+                    When(expiration__isnull=False, then=F("expiration")),
+                    When(live_count__gt=0, then=Value(LATEST)),
+                    default=Value(EARLIEST),
+                ),
+            )
+            .prefetch_related(
+                Prefetch(
+                    "packs",
+                    queryset=ProductPack.objects.exclude(status=PackStatus.MERGED)
+                    .select_related("order")
+                    .order_by("pack_id"),
+                    to_attr="live_packs",
+                ),
+                Prefetch(
+                    "ald_tokens", queryset=AldToken.objects.filter(revoked_at__isnull=True), to_attr="current"
+                ),
+            )
+            .order_by("key", "pk")
+        )
+
+
+# --- Activity -----------------------------------------------------------------------------------------
+class ActivityListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    """Every change made in the License Portal, who made it, newest first."""
+
+    export_basename = "license-portal-activity"
+    filterset_class = ActivityFilterSet
+    table_class = LicensePortalActionTable
+    template_name = "licensing/activity_list.html"
+    table_pagination = {"per_page": 50}
+
+    def get_queryset(self):
+        return LicensePortalAction.objects.order_by("-at", "-pk")

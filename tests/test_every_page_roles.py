@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from devices.engine import run_cycle
 from devices.models import DeviceLicense, LicenseStatus
-from licensing.models import ProductPack
+from licensing.models import Order, ProductPack, SubscriptionKey, UmsId
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +31,15 @@ SAMPLES = {
     "pk": lambda: _license().device_id,
     "license_pk": lambda: _license().pk,
     "action": lambda: "comment",
+    "number": lambda: Order.objects.order_by("number").first().number,
+}
+# where a parameter means something else on one page
+OVERRIDES = {
+    ("licensing:ums_id_certificate", "pk"): lambda: UmsId.objects.order_by("pk").first().pk,
+    ("licensing:ums_id_action", "pk"): lambda: UmsId.objects.order_by("pk").first().pk,
+    ("licensing:ums_id_action", "action"): lambda: "rename",
+    ("licensing:ald_token_action", "pk"): lambda: SubscriptionKey.objects.order_by("pk").first().pk,
+    ("licensing:ald_token_action", "action"): lambda: "generate",
 }
 
 
@@ -49,9 +58,11 @@ def _patterns(resolver, namespace=None, prefix=""):
 PAGES = sorted(set(_patterns(get_resolver())))
 
 
-def _url(route):
+def _url(route, page=""):
     def fill(match):
         name = match.group(1).split(":")[-1]
+        if (page, name) in OVERRIDES:
+            return str(OVERRIDES[page, name]())
         assert name in SAMPLES, f"add a sample value for the URL parameter {name!r} to SAMPLES"
         return str(SAMPLES[name]())
 
@@ -85,7 +96,7 @@ def test_the_url_configuration_has_the_pages_of_both_sides():
 
 @pytest.mark.parametrize("name,route", PAGES, ids=[n for n, _ in PAGES])
 def test_anonymous_is_sent_to_login(client, demo, name, route):
-    url = _url(route)
+    url = _url(route, name)
     for method in (client.get, client.post):
         response = method(url)
         assert response.status_code == 302, (name, method.__name__)
@@ -94,7 +105,7 @@ def test_anonymous_is_sent_to_login(client, demo, name, route):
 
 @pytest.mark.parametrize("name,route", PAGES, ids=[n for n, _ in PAGES])
 def test_helpdesk_reads_but_cannot_change(helpdesk_client, demo, name, route):
-    url = _url(route)
+    url = _url(route, name)
     response = helpdesk_client.get(url)
     # action URLs answer a GET with a redirect to their page or with 405; pages render
     assert response.status_code in (200, 302, 405), (name, response.status_code)

@@ -580,7 +580,6 @@ def test_admin_changelist_lists_every_row_for_a_superuser(admin_client, fleet, m
     LicenseRequest.objects.create(
         device=device, service="EMP", pack_id="EMP-CCCCC", claim_token="t", claimed_until=clock.now()
     )
-    SubscriptionKey.objects.create(company=Company.objects.get(), key="SK-TEST-0001")
     # what the IMI API writes: a command sent, a session, a failed login
     DeviceCommand.objects.create(device=device, command="reboot", exec_id="ID-1", actor="admin")
     ImiSession.objects.create(key_hash="0" * 64, user=User.objects.get(username="admin"), address="127.0.0.1")
@@ -594,9 +593,11 @@ def test_admin_changelist_lists_every_row_for_a_superuser(admin_client, fleet, m
     IlsRequest.objects.create(caller="ums:1", idempotency_key="k-00000001", request_digest="0" * 64)
     from devices.notifications import check_notifications
     from devices.reconciliation import reconcile
+    from licensing.services import set_pack_comment
 
     check_notifications()  # EMP-CCCCC is used up
     reconcile()
+    set_pack_comment("WE-AAAAA", "seen in the admin", actor="tester")  # a License Portal action
     rows = model._default_manager.count()
     assert rows > 0  # every changelist renders real rows, so a broken list_display shows up
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")

@@ -13,14 +13,14 @@ from devices.ils import IlsCredentialRefused, get_client, make_ums_key_pair
 from devices.models import DeploymentEvent, DeploymentSettings, UmsAldToken
 from devices.services import new_ums_id, ums_identity
 from licensing.contract import LicenseErrorCode, LicenseServiceError
-from licensing.models import AldToken, LicensePortalEvent, ProductPack, SubscriptionKey, UmsId
+from licensing.models import AldToken, LicensePortalAction, ProductPack, SubscriptionKey, UmsId
 from licensing.services import authenticate_token
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
 
 UMS_IDS = reverse("licensing:ums_id_list")
-KEYS = reverse("licensing:subscription_keys")
+KEYS = reverse("licensing:subscription_key_list")
 DEPLOYMENT = reverse("devices:deployment")
 
 
@@ -82,15 +82,15 @@ def test_a_reader_may_not_change_a_ums_id(reader_client, ums, name):
     assert reader_client.post(action(ums, name), data).status_code == 403
     assert list(UmsId.objects.values()) == before
     assert ProductPack.objects.get(pack_id="WE-CCCCC").assigned_ums is None
-    assert not LicensePortalEvent.objects.exclude(action="REGISTER").exists()
+    assert not LicensePortalAction.objects.exclude(action="REGISTER").exists()
 
 
 def test_rename_is_logged_with_the_user(ilp_client, ums):
     response = ilp_client.post(action(ums, "rename"), {"name": "UMS Berlin"})
     assert response.status_code == 302
     assert UmsId.objects.get().name == "UMS Berlin"
-    event = LicensePortalEvent.objects.get(action="RENAME")
-    assert (event.actor, event.message) == ("ilp-admin", "UMS ID 'ALD Portal UMS' renamed to 'UMS Berlin'")
+    event = LicensePortalAction.objects.get(action="RENAME")
+    assert (event.actor, event.detail) == ("ilp-admin", "UMS ID 'ALD Portal UMS' renamed to 'UMS Berlin'")
     refused = ilp_client.post(action(ums, "rename"), {"name": "  "})
     assert refused.status_code == 400
     assert "The UMS ID name must not be empty." in refused.content.decode()
@@ -103,7 +103,7 @@ def test_assign_and_unassign_packs(ilp_client, ums):
     assert [i.pack_id for i in get_client().refresh_packs()] == ["WE-AAAAA", "EMP-BBBBB", "WE-CCCCC"]
     assert ilp_client.post(action(ums, "unassign"), {"packs": ["EMP-BBBBB"]}).status_code == 302
     assert ProductPack.objects.get(pack_id="EMP-BBBBB").assigned_ums is None
-    assert list(LicensePortalEvent.objects.order_by("pk").values_list("actor", "message"))[-2:] == [
+    assert list(LicensePortalAction.objects.order_by("pk").values_list("actor", "detail"))[-2:] == [
         ("ilp-admin", "Assigned WE-CCCCC to UMS ID ALD Portal UMS"),
         ("ilp-admin", "Unassigned EMP-BBBBB from UMS ID ALD Portal UMS"),
     ]
@@ -121,7 +121,7 @@ def test_auto_assign_gives_new_packs_to_the_ums(ilp_client, ums):
     assert "WE-NEWPK" in [i.pack_id for i in get_client().refresh_packs()]
     ilp_client.post(action(ums, "auto-assign"), {"auto_assign": "off"})
     assert f.pack("WE-LATER", total=1, assign=False).assigned_ums is None
-    assert LicensePortalEvent.objects.filter(action="AUTO_ASSIGN", actor="ilp-admin").count() == 2
+    assert LicensePortalAction.objects.filter(action="AUTO_ASSIGN", actor="ilp-admin").count() == 2
 
 
 def test_change_ums_id_keeps_the_pack_assignments_and_the_new_key_works(ilp_client, ums):
@@ -142,10 +142,8 @@ def test_change_ums_id_keeps_the_pack_assignments_and_the_new_key_works(ilp_clie
     )
     assert [i.pack_id for i in get_client().refresh_packs()] == ["WE-AAAAA", "EMP-BBBBB"]
     assert get_client().slots() == [("WE-AAAAA", f.mac_for(1)), ("WE-AAAAA", f.mac_for(2))]
-    event = LicensePortalEvent.objects.get(action="CHANGE_UMS_ID")
-    assert (
-        event.actor == "ilp-admin" and old in event.message and "2 pack assignment(s) kept" in event.message
-    )
+    event = LicensePortalAction.objects.get(action="CHANGE_UMS_ID")
+    assert event.actor == "ilp-admin" and old in event.detail and "2 pack assignment(s) kept" in event.detail
 
 
 def test_change_ums_id_refuses_what_is_not_a_certificate(ilp_client, ums):
@@ -227,7 +225,7 @@ def test_generate_shows_the_token_once_and_keeps_only_its_hash(ilp_client, key):
     )
     row = AldToken.objects.get()
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest() and row.created_by == "ilp-admin"
-    assert token not in str(list(AldToken.objects.values())) + str(list(LicensePortalEvent.objects.values()))
+    assert token not in str(list(AldToken.objects.values())) + str(list(LicensePortalAction.objects.values()))
     later = ilp_client.get(KEYS).content.decode()
     assert token not in later and f"<code>{row.hint}…</code>" in later
     assert authenticate_token(token).subscription_key_id == key.pk
@@ -249,7 +247,7 @@ def test_delete_revokes_the_token_and_issues_a_new_one(ilp_client, key):
     assert authenticate_token(new["token"]).subscription_key_id == key.pk
     revoked = AldToken.objects.get(revoked_at__isnull=False)
     assert revoked.revoked_by == "ilp-admin"
-    assert LicensePortalEvent.objects.filter(action="TOKEN_DELETED", actor="ilp-admin").count() == 1
+    assert LicensePortalAction.objects.filter(action="TOKEN_DELETED", actor="ilp-admin").count() == 1
 
 
 def test_a_reader_may_not_make_or_delete_tokens(reader_client, key):

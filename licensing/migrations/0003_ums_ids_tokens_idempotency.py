@@ -34,21 +34,6 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
-            name='LicensePortalEvent',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=ald_portal.clock.now)),
-                ('actor', models.CharField(max_length=200)),
-                ('action', models.CharField(choices=[('REGISTER', 'Register UMS ID'), ('RENAME', 'Rename UMS ID'), ('CHANGE_UMS_ID', 'Change UMS ID'), ('ASSIGN', 'Assign packs'), ('UNASSIGN', 'Unassign packs'), ('AUTO_ASSIGN', 'Auto assign'), ('TOKEN_GENERATED', 'Generate ALD token'), ('TOKEN_DELETED', 'Delete ALD token')], max_length=20)),
-                ('message', models.CharField(max_length=500)),
-                ('subscription_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='licensing.subscriptionkey')),
-                ('ums', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='licensing.umsid')),
-            ],
-            options={
-                'ordering': ['-at', '-pk'],
-            },
-        ),
-        migrations.CreateModel(
             name='AldToken',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
