@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 
 from ald_portal import clock
+from ald_portal.bulk import insert_rows
 from licensing.contract import LicenseServiceError
 from licensing.models import ProductType
 
@@ -41,6 +42,33 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
+
+LICENSE_FIELDS = [
+    "device_id",
+    "unit_id",
+    "service",
+    "pack_id",
+    "product_type",
+    "issued_at",
+    "expires_at",
+    "is_demo",
+    "source",
+    "status",
+]
+SUCCESS = DeploymentEvent.Outcome.SUCCESS.value
+
+# Executed actions are written as plain rows in bulk (ald_portal.bulk): the columns, in order.
+EVENT_FIELDS = ["at", "actor", "action", "outcome", "device_id", "unit_id", "pack_id", "service", "message"]
+
+
+def insert_events(events) -> None:
+    """Append executed actions: DeploymentEvent instances or tuples in EVENT_FIELDS order."""
+    insert_rows(
+        DeploymentEvent,
+        EVENT_FIELDS,
+        [e if isinstance(e, tuple) else tuple(getattr(e, name) for name in EVENT_FIELDS) for e in events],
+    )
+
 
 # The lowest IGEL OS a license of each service runs on. Workspace Edition (and its evaluation) is
 # the IGEL OS 11/12 license; add-ons need 11.01.110 (docs/DOMAIN.md 2.1).
@@ -414,24 +442,23 @@ class _Batch:
                 service=self.service, device_id__in=stale, claimed_until__lte=now
             ).update(claim_token=self.token, claimed_until=lease)
         fresh = [c for c in batch if c.device_id not in existing]
-        rows = []
+        rows, provisional = [], Counter()
         for c in fresh:
             state, _ = self.planner.choose(c)
             if state is not None and not self.planner.is_renewal(c, state):
                 state.used += 1  # provisional, so the plan spreads over packs; corrected by the ILS answer
+                provisional[state.pack.pack_id] += 1
             rows.append(
-                LicenseRequest(
-                    device_id=c.device_id,
-                    service=self.service,
-                    pack_id=state.pack.pack_id if state else "",
-                    claim_token=self.token,
-                    claimed_until=lease,
-                )
+                (c.device_id, self.service, state.pack.pack_id if state else "", self.token, lease, now)
             )
-        LicenseRequest.objects.bulk_create(rows, ignore_conflicts=True)
-        for c, r in zip(fresh, rows, strict=True):  # undo the provisional counts; the ILS answer sets them
-            if r.pack_id and not self.planner.is_renewal(c, self.by_pack[r.pack_id]):
-                self.by_pack[r.pack_id].used -= 1
+        insert_rows(
+            LicenseRequest,
+            ["device_id", "service", "pack_id", "claim_token", "claimed_until", "created_at"],
+            rows,
+            ignore_conflicts=True,
+        )
+        for pack_id, count in provisional.items():  # undo the provisional counts; the ILS answer sets them
+            self.by_pack[pack_id].used -= count
         owned = dict(
             LicenseRequest.objects.filter(
                 service=self.service, device_id__in=ids, claim_token=self.token
@@ -566,27 +593,30 @@ class _Batch:
                 DeviceLicense.objects.filter(
                     device_id__in=licensed_ids, service=self.service, status=LicenseStatus.CURRENT
                 ).update(status=LicenseStatus.SUPERSEDED)
-                DeviceLicense.objects.bulk_create(
+                insert_rows(
+                    DeviceLicense,
+                    LICENSE_FIELDS,
                     [
-                        DeviceLicense(
-                            device_id=d,
-                            unit_id=c.unit_id,
-                            service=self.service,
-                            pack_id=g.pack_id,
-                            product_type=state.pack.product_type,
-                            issued_at=now,
-                            expires_at=g.expiry_date,
-                            is_demo=state.pack.product_type == ProductType.DEMO,
-                            source=self._source(c, state),
+                        (
+                            d,
+                            c.unit_id,
+                            self.service,
+                            g.pack_id,
+                            state.pack.product_type,
+                            now,
+                            g.expiry_date,
+                            state.pack.product_type == ProductType.DEMO,
+                            self._source(c, state),
+                            LicenseStatus.CURRENT.value,
                         )
                         for d, (c, g, state) in self.granted.items()
-                    ]
+                    ],
                 )
                 LicenseWait.objects.filter(device_id__in=licensed_ids, service=self.service).delete()
             events = [self._deploy_event(now, d, c, g, state) for d, (c, g, state) in self.granted.items()]
             if waiting_ids:
                 events += self._record_waits(waiting_ids, now)
-            DeploymentEvent.objects.bulk_create(events)
+            insert_events(events)
             done = [d for d in todo if d not in self.unreachable]
             LicenseRequest.objects.filter(claim_token=self.token, device_id__in=done).delete()
             if self.unreachable:
@@ -614,7 +644,7 @@ class _Batch:
             return LicenseSource.EXCHANGE
         return LicenseSource.ALD
 
-    def _deploy_event(self, now, d, c: Candidate, g, state: PackState) -> DeploymentEvent:
+    def _deploy_event(self, now, d, c: Candidate, g, state: PackState) -> tuple:
         source = self._source(c, state)
         expiry = g.expiry_date or "never"
         if source == LicenseSource.RENEWAL:
@@ -634,16 +664,7 @@ class _Batch:
             message = f"{self.service} license from {g.pack_id} deployed (expires {expiry})"
             if g.already_held:
                 message += "; the slot was already bound at the licensing service"
-        return DeploymentEvent(
-            at=now,
-            actor=self.actor,
-            action=action,
-            device_id=d,
-            unit_id=c.unit_id,
-            pack_id=g.pack_id,
-            service=self.service,
-            message=message,
-        )
+        return (now, self.actor, action.value, SUCCESS, d, c.unit_id, g.pack_id, self.service, message)
 
     def _record_waits(self, waiting_ids, now) -> list[DeploymentEvent]:
         if self.manual:
@@ -692,7 +713,11 @@ class _Batch:
                     message=f"Waiting for a {self.service} license: {WaitingReason(reason).label}",
                 )
             )
-        LicenseWait.objects.bulk_create(new)
+        insert_rows(
+            LicenseWait,
+            ["device_id", "service", "reason", "since", "last_tried_at"],
+            [(w.device_id, w.service, w.reason, w.since, w.last_tried_at) for w in new],
+        )
         LicenseWait.objects.bulk_update(changed, ["reason", "last_tried_at"])
         if same:
             LicenseWait.objects.filter(service=self.service, device_id__in=same).update(last_tried_at=now)
