@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 
 from ald_portal import clock
-from ald_portal.bulk import insert_rows
+from ald_portal.bulk import insert_rows, refresh_statistics
 from licensing.contract import LicenseServiceError
 from licensing.models import ProductType
 
@@ -268,6 +268,18 @@ def needy_devices(
     return [Candidate(*row) for row in rows]
 
 
+# PostgreSQL: re-ANALYZE the tables ALD fills after this many devices in a cycle (see
+# ald_portal.bulk.refresh_statistics), and at the end of a cycle that handled at least STATISTICS_AFTER.
+STATISTICS_EVERY = 10_000
+STATISTICS_AFTER = 2_000
+
+
+def _refresh_statistics():
+    from licensing.models import LicenseSlot
+
+    refresh_statistics(DeviceLicense, LicenseRequest, LicenseWait, DeploymentEvent, LicenseSlot, Device)
+
+
 def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
     """One ALD cycle over all devices, or over ``device_ids`` (the registration trigger)."""
     report = CycleReport(dry_run=dry_run)
@@ -293,12 +305,19 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
         planner = Planner(service, states, today)
         needy = needy_devices(service, service_scope(service, states), today, device_ids, exchange_days)
         size = settings.ALD_BATCH_SIZE
+        unanalyzed = 0
         for start in range(0, len(needy), size):
             batch = needy[start : start + size]
             if dry_run:
                 _plan_only(planner, batch, report)
             else:
                 _Batch(service, planner, client, report, today, exchange_days).run(batch)
+                unanalyzed += len(batch)
+                if unanalyzed >= STATISTICS_EVERY:
+                    _refresh_statistics()
+                    unanalyzed = 0
+        if unanalyzed >= STATISTICS_AFTER:
+            _refresh_statistics()
         if not dry_run:
             still = needy_queryset(service, service_scope(service, states), today, device_ids, exchange_days)
             _clear_stale_waits(service, still, device_ids)

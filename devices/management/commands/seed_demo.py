@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from ald_portal import clock
-from ald_portal.bulk import insert_rows
+from ald_portal.bulk import insert_rows, refresh_statistics
 from devices.importers import import_inventory
 from devices.models import Device, Directory, Firmware, RegisteredPack
 from devices.schedules import ensure_sweep_schedule
@@ -137,6 +137,7 @@ def seed_fleet(devices: int, licenses: int | None = None, packs: int = 4, compan
         for start in range(0, len(rows), INSERT_CHUNK):
             insert_rows(Device, fields, rows[start : start + INSERT_CHUNK])
         added = len(rows)
+    refresh_statistics(Device)
     if created_packs:
         refresh_registered_packs(actor="seed_demo", trigger_sweep=False)
     return {
