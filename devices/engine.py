@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from ald_portal import clock
 from ald_portal.bulk import insert_rows, refresh_statistics
@@ -242,7 +242,9 @@ def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=No
         qs = qs.filter(ald_excluded=False)
     if scope is not None:
         qs = qs.filter(directory_id__in=scope)
-    if device_ids is not None:
+    if isinstance(device_ids, QuerySet):  # a subquery: no list of ids to send
+        qs = qs.filter(pk__in=device_ids)
+    elif device_ids is not None:
         qs = qs.filter(pk__in=list(device_ids))
     return qs
 
@@ -443,6 +445,7 @@ class _Batch:
         self.granted = {}  # device_id -> (Candidate, Grant, PackState)
         self.waiting = {}  # device_id -> (Candidate, reason)
         self.unreachable = set()
+        self.kept = set()  # claims of devices no longer needy whose abandoned slot could not be freed yet
 
     # --- claims -------------------------------------------------------------------------------
     def _claim(self, batch) -> dict[int, str]:
@@ -478,10 +481,11 @@ class _Batch:
         )
         for pack_id, count in provisional.items():  # undo the provisional counts; the ILS answer sets them
             self.by_pack[pack_id].used -= count
+        # the token is this batch's own: its rows are exactly the claims we hold
         owned = dict(
-            LicenseRequest.objects.filter(
-                service=self.service, device_id__in=ids, claim_token=self.token
-            ).values_list("device_id", "pack_id")
+            LicenseRequest.objects.filter(service=self.service, claim_token=self.token).values_list(
+                "device_id", "pack_id"
+            )
         )
         # Claims taken over from a worker that died: their pack may hold a slot already bound.
         self.replayed = {d: owned[d] for d in stale if owned.get(d)}
@@ -491,13 +495,16 @@ class _Batch:
         owned = self._claim(batch)
         if not owned:
             return
-        # Re-check under the claim: another worker may have licensed some of them meanwhile.
-        still = {
-            c.device_id
+        # Re-check under the claim: another worker may have licensed some of them meanwhile. What
+        # the devices hold now is read here, under the claim, and is what the licenses are based on.
+        ours = LicenseRequest.objects.filter(claim_token=self.token).values("device_id")
+        fresh = {
+            c.device_id: c
             for c in needy_devices(
-                self.service, None, self.today, owned.keys(), self.exchange_days, include_excluded=self.manual
+                self.service, None, self.today, ours, self.exchange_days, include_excluded=self.manual
             )
         }
+        still = {d for d in fresh if d in owned}
         gone = [d for d in owned if d not in still]
         units = {c.device_id: c.unit_id for c in batch}
         if gone:
@@ -506,7 +513,8 @@ class _Batch:
             )
             keep = {d for d in gone if d in self.replayed and d not in settled}
             LicenseRequest.objects.filter(claim_token=self.token, device_id__in=set(gone) - keep).delete()
-        todo = {c.device_id: c for c in batch if c.device_id in still}
+            self.kept = keep
+        todo = {c.device_id: fresh[c.device_id] for c in batch if c.device_id in still}  # oldest first
         asks = {d: owned[d] for d in todo}
         for _round in range(len(self.by_pack) + 2):
             LicenseRequest.objects.filter(claim_token=self.token).update(
@@ -598,9 +606,7 @@ class _Batch:
             # Record only what we still hold: a worker that took a claim over (ours ran past its
             # lease) asks the same pack again and records the license itself.
             mine = set(
-                LicenseRequest.objects.filter(claim_token=self.token, device_id__in=list(todo)).values_list(
-                    "device_id", flat=True
-                )
+                LicenseRequest.objects.filter(claim_token=self.token).values_list("device_id", flat=True)
             )
             self.granted = {d: v for d, v in self.granted.items() if d in mine}
             self.waiting = {d: v for d, v in self.waiting.items() if d in mine}
@@ -608,10 +614,12 @@ class _Batch:
             todo = {d: c for d, c in todo.items() if d in mine}
             licensed_ids = list(self.granted)
             waiting_ids = [d for d in self.waiting if d not in self.granted]
-            if licensed_ids:
+            holding = [d for d in licensed_ids if self.granted[d][0].held_pack_id is not None]
+            if holding:  # renewal or exchange: the license held (read under the claim) is superseded
                 DeviceLicense.objects.filter(
-                    device_id__in=licensed_ids, service=self.service, status=LicenseStatus.CURRENT
+                    device_id__in=holding, service=self.service, status=LicenseStatus.CURRENT
                 ).update(status=LicenseStatus.SUPERSEDED)
+            if licensed_ids:
                 insert_rows(
                     DeviceLicense,
                     LICENSE_FIELDS,
@@ -636,8 +644,9 @@ class _Batch:
             if waiting_ids:
                 events += self._record_waits(waiting_ids, now)
             insert_events(events)
-            done = [d for d in todo if d not in self.unreachable]
-            LicenseRequest.objects.filter(claim_token=self.token, device_id__in=done).delete()
+            LicenseRequest.objects.filter(claim_token=self.token).exclude(
+                device_id__in=list(self.unreachable | self.kept)
+            ).delete()
             if self.unreachable:
                 # Keep the claim (it names the pack asked) but let the next sweep take it over at once.
                 LicenseRequest.objects.filter(claim_token=self.token, device_id__in=self.unreachable).update(
