@@ -146,15 +146,17 @@ def raw_insert(n):
 def full_ald(n, raw):
     from devices.engine import run_cycle
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = run_cycle()
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     licensed = len(report.licensed_devices)
     return {
         "devices": n,
         "licensed": licensed,
         "waiting": len(report.waiting_devices),
         "seconds": round(seconds, 2),
+        "cpu_seconds_this_process": round(cpu, 2),
         "devices_per_second": round(licensed / seconds) if seconds else None,
         "ratio_to_raw_insert": round(seconds / raw["seconds"], 1) if raw["seconds"] else None,
         "ratio_to_orm_bulk_create": round(seconds / raw["orm_bulk_create_seconds"], 1)
@@ -297,6 +299,7 @@ def latency(samples, workdir):
                     )
                 time.sleep(0.01)
             times.append(time.perf_counter() - committed)
+        worker_peak = session_peak_memory_mb(worker.pid)
     finally:
         worker.terminate()
         try:
@@ -311,7 +314,27 @@ def latency(samples, workdir):
         "p95_seconds": round(percentile(times, 95), 3),
         "max_seconds": round(max(times), 3),
         "worker": "1 qcluster, ORM broker on the same database",
+        "worker_peak_memory_mb": worker_peak,
     }
+
+
+def session_peak_memory_mb(session_id):
+    """The largest peak resident size (VmHWM) among the processes of a session (a qcluster and the
+    processes it forked). RUSAGE_CHILDREN would count the bench's own size at fork time instead."""
+    peak = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) != session_id:  # field 6 of /proc/PID/stat: the session
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return round(peak / 1024, 1)
 
 
 def pages(repeats):
@@ -425,6 +448,7 @@ def main(argv=None):
             "profile": "embedded" if vendor == "sqlite" else "scale-out",
             "database_url": url.split("@")[-1] if vendor != "sqlite" else "sqlite (temporary file)",
             "machine": machine(vendor),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "devices": args.devices,
             "licenses": seeded["licenses_added"],
             "seed_seconds": round(seed_seconds, 2),
@@ -447,9 +471,6 @@ def main(argv=None):
         say("latency with a qcluster running")
         result["latency"] = latency(args.latency_samples, workdir)
         result["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        result["peak_memory_worker_mb"] = round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-        )
         targets = []
         for name, path, limit, unit in TARGETS[vendor]:
             measured = dig(result, path)
