@@ -3,8 +3,8 @@
 Django's ``bulk_create`` builds a model instance and prepares every value of every row through the
 field machinery: about 50 microseconds a row, ten times what the database needs. ``insert_rows``
 takes plain tuples in the order of ``fields``, converts only the values that need it (dates and
-times, once per distinct value) and sends them in one go: COPY on PostgreSQL (``executemany``, which
-psycopg pipelines, where conflicts are to be skipped) and ``executemany`` on SQLite. It fills no
+times, once per distinct value) and sends them in one go: COPY on PostgreSQL (where conflicts are to
+be skipped, one INSERT ... SELECT FROM unnest(arrays)) and ``executemany`` on SQLite. It fills no
 primary keys and sends no signals, like ``bulk_create``; callers that need the rows back query them."""
 
 from django.db import connection, models
@@ -62,6 +62,15 @@ def insert_rows(model, fields: list[str], rows, conn=None, ignore_conflicts=Fals
                 with cursor.cursor.copy(f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
+        elif conn.vendor == "postgresql":
+            # One statement: the columns as arrays, unnested into rows (executemany would send a
+            # statement per row).
+            arrays = ", ".join(f"%s::{f.db_type(conn)}[]" for f in fields)
+            columns_as_lists = [list(col) for col in zip(*rows, strict=True)]
+            cursor.execute(
+                f"INSERT INTO {qn(meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
+                columns_as_lists,
+            )
         else:
             tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
             cursor.executemany(head + one + tail, rows)

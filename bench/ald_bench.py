@@ -90,6 +90,10 @@ def setup_environment(args, workdir):
     url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
     if url.startswith("postgres"):
         recreate_postgres(url)
+        if args.batch_size is None:
+            args.batch_size = 2000
+    if args.batch_size is not None:
+        os.environ["ALD_BATCH_SIZE"] = str(args.batch_size)
     os.environ["DATABASE_URL"] = url
     os.environ["ALD_VAR_DIR"] = str(workdir)
     os.environ["Q_CLUSTER_NAME"] = f"ald-bench-{uuid.uuid4().hex[:8]}"
@@ -419,6 +423,13 @@ def main(argv=None):
         default=None,
         help="devices for the one-at-a-time baseline (default: N, at most 5000; the rest is extrapolated)",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="ALD_BATCH_SIZE for the run (default: the setting's default, 500, on SQLite; 2000 on "
+        "PostgreSQL, as the scale-out profile recommends)",
+    )
     parser.add_argument("--latency-samples", type=int, default=40)
     parser.add_argument("--page-repeats", type=int, default=20)
     args = parser.parse_args(argv)
@@ -429,6 +440,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="ald-bench-") as tmp:
         workdir = Path(tmp)
         url = setup_environment(args, workdir)
+        from django.conf import settings
         from django.core.management import call_command
         from django.db import connection
 
@@ -452,6 +464,7 @@ def main(argv=None):
             "devices": args.devices,
             "licenses": seeded["licenses_added"],
             "seed_seconds": round(seed_seconds, 2),
+            "ald_batch_size": settings.ALD_BATCH_SIZE,
         }
         say("raw insert")
         result["raw_insert"] = raw_insert(args.devices)
