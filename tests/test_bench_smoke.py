@@ -40,7 +40,8 @@ def test_bench_prints_measurements_and_the_targets_with_whether_each_is_met():
     assert out["raw_insert"]["rows"] == 300 and out["raw_insert"]["seconds"] > 0
     full = out["full_ald"]
     assert (full["licensed"], full["waiting"]) == (300, 0)
-    assert full["seconds"] > 0 and full["devices_per_second"] == round(300 / full["seconds"])
+    assert full["seconds"] > 0  # (devices per second comes from the unrounded time)
+    assert abs(full["devices_per_second"] - 300 / full["seconds"]) <= 0.05 * 300 / full["seconds"]
     assert full["ratio_to_raw_insert"] == round(full["seconds"] / out["raw_insert"]["seconds"], 1)
     assert out["idle_sweep"]["licensed"] == 0  # nothing left to do
     base = out["baseline_one_by_one"]
