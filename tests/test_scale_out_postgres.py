@@ -216,14 +216,18 @@ def test_four_qclusters_license_twenty_thousand_devices_and_survive_a_killed_swe
         running = wait_until(
             lambda: clusters.worker_running("devices.tasks.ald_sweep"), 60, "a sweep", clusters
         )
-        wait_until(
-            lambda: DeviceLicense.objects.filter(status="CURRENT").count() >= 15_400,
+        wait_until(  # a few batches done, and one in flight: its claims are taken
+            lambda: (
+                DeviceLicense.objects.filter(status="CURRENT").count() >= 15_400
+                and LicenseRequest.objects.exists()
+            ),
             60,
             "the sweep to be under way",
             clusters,
         )
         os.kill(running[1], signal.SIGKILL)
         at_kill = DeviceLicense.objects.filter(status="CURRENT").count()
+        claims_left = LicenseRequest.objects.count()
         assert at_kill < DEVICES, "the sweep finished before it could be killed"
 
         # The next sweeps (the schedule would run them) converge: the dead worker's claims lapse
@@ -238,7 +242,8 @@ def test_four_qclusters_license_twenty_thousand_devices_and_survive_a_killed_swe
         assert ProductPack.objects.get(pack_id=EXTRA_PACK[0]).used == EXTRA_PACK[1]
         assert not Failure.objects.exists(), list(Failure.objects.values_list("func", "result"))
         print(
-            f"registration of {DEVICES} devices settled in {registration_seconds:.1f} s; killed at {at_kill}"
+            f"registration of {DEVICES} devices settled in {registration_seconds:.1f} s; sweep killed at "
+            f"{at_kill} licensed, leaving {claims_left} claim(s)"
         )
     finally:
         clusters.stop()
