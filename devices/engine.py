@@ -16,9 +16,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from ald_portal import clock
+from ald_portal.bulk import insert_rows, refresh_statistics
 from licensing.contract import LicenseServiceError
 from licensing.models import ProductType
 
@@ -41,6 +42,33 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
+
+LICENSE_FIELDS = [
+    "device_id",
+    "unit_id",
+    "service",
+    "pack_id",
+    "product_type",
+    "issued_at",
+    "expires_at",
+    "is_demo",
+    "source",
+    "status",
+]
+SUCCESS = DeploymentEvent.Outcome.SUCCESS.value
+
+# Executed actions are written as plain rows in bulk (ald_portal.bulk): the columns, in order.
+EVENT_FIELDS = ["at", "actor", "action", "outcome", "device_id", "unit_id", "pack_id", "service", "message"]
+
+
+def insert_events(events) -> None:
+    """Append executed actions: DeploymentEvent instances or tuples in EVENT_FIELDS order."""
+    insert_rows(
+        DeploymentEvent,
+        EVENT_FIELDS,
+        [e if isinstance(e, tuple) else tuple(getattr(e, name) for name in EVENT_FIELDS) for e in events],
+    )
+
 
 # The lowest IGEL OS a license of each service runs on. Workspace Edition (and its evaluation) is
 # the IGEL OS 11/12 license; add-ons need 11.01.110 (docs/DOMAIN.md 2.1).
@@ -214,7 +242,9 @@ def needy_queryset(service: str, scope, today, device_ids=None, exchange_days=No
         qs = qs.filter(ald_excluded=False)
     if scope is not None:
         qs = qs.filter(directory_id__in=scope)
-    if device_ids is not None:
+    if isinstance(device_ids, QuerySet):  # a subquery: no list of ids to send
+        qs = qs.filter(pk__in=device_ids)
+    elif device_ids is not None:
         qs = qs.filter(pk__in=list(device_ids))
     return qs
 
@@ -240,6 +270,29 @@ def needy_devices(
     return [Candidate(*row) for row in rows]
 
 
+# PostgreSQL: re-ANALYZE the tables ALD fills after this many devices in a cycle (see
+# ald_portal.bulk.refresh_statistics), and at the end of a cycle that handled at least STATISTICS_AFTER.
+STATISTICS_EVERY = 10_000
+STATISTICS_AFTER = 2_000
+
+
+def _refresh_statistics():
+    from licensing.models import LicenseSlot
+
+    refresh_statistics(DeviceLicense, LicenseRequest, LicenseWait, LicenseSlot)
+
+
+def _no_jit():
+    """PostgreSQL compiles a query to machine code when its estimated cost is high, as the sweep's
+    queries over every device are: about a second of compiling for a query that runs in a fraction
+    of that. ALD's queries are short and run once, so this connection does without."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET jit = off")
+
+
 def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
     """One ALD cycle over all devices, or over ``device_ids`` (the registration trigger)."""
     report = CycleReport(dry_run=dry_run)
@@ -257,6 +310,7 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
             refresh_registered_packs(trigger_sweep=False)
         except IlsUnavailable as exc:
             log.warning("pack refresh failed, sweeping with the last known counts: %s", exc)
+    _no_jit()
     by_service = load_pack_states(today)
     services = sorted({ProductType.WE.value, *by_service})
     client = None if dry_run else get_client(conf.ums_id_fingerprint)
@@ -265,12 +319,21 @@ def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
         planner = Planner(service, states, today)
         needy = needy_devices(service, service_scope(service, states), today, device_ids, exchange_days)
         size = settings.ALD_BATCH_SIZE
+        unanalyzed = handled = 0
         for start in range(0, len(needy), size):
             batch = needy[start : start + size]
             if dry_run:
                 _plan_only(planner, batch, report)
             else:
                 _Batch(service, planner, client, report, today, exchange_days).run(batch)
+                unanalyzed += len(batch)
+                handled += len(batch)
+                # each time the rows written have doubled, so the cost stays a few ANALYZEs a cycle
+                if unanalyzed >= max(STATISTICS_EVERY, handled // 2):
+                    _refresh_statistics()
+                    unanalyzed = 0
+        if unanalyzed >= STATISTICS_AFTER:
+            _refresh_statistics()
         if not dry_run:
             still = needy_queryset(service, service_scope(service, states), today, device_ids, exchange_days)
             _clear_stale_waits(service, still, device_ids)
@@ -396,6 +459,7 @@ class _Batch:
         self.granted = {}  # device_id -> (Candidate, Grant, PackState)
         self.waiting = {}  # device_id -> (Candidate, reason)
         self.unreachable = set()
+        self.kept = set()  # claims of devices no longer needy whose abandoned slot could not be freed yet
 
     # --- claims -------------------------------------------------------------------------------
     def _claim(self, batch) -> dict[int, str]:
@@ -414,28 +478,28 @@ class _Batch:
                 service=self.service, device_id__in=stale, claimed_until__lte=now
             ).update(claim_token=self.token, claimed_until=lease)
         fresh = [c for c in batch if c.device_id not in existing]
-        rows = []
+        rows, provisional = [], Counter()
         for c in fresh:
             state, _ = self.planner.choose(c)
             if state is not None and not self.planner.is_renewal(c, state):
                 state.used += 1  # provisional, so the plan spreads over packs; corrected by the ILS answer
+                provisional[state.pack.pack_id] += 1
             rows.append(
-                LicenseRequest(
-                    device_id=c.device_id,
-                    service=self.service,
-                    pack_id=state.pack.pack_id if state else "",
-                    claim_token=self.token,
-                    claimed_until=lease,
-                )
+                (c.device_id, self.service, state.pack.pack_id if state else "", self.token, lease, now)
             )
-        LicenseRequest.objects.bulk_create(rows, ignore_conflicts=True)
-        for c, r in zip(fresh, rows, strict=True):  # undo the provisional counts; the ILS answer sets them
-            if r.pack_id and not self.planner.is_renewal(c, self.by_pack[r.pack_id]):
-                self.by_pack[r.pack_id].used -= 1
+        insert_rows(
+            LicenseRequest,
+            ["device_id", "service", "pack_id", "claim_token", "claimed_until", "created_at"],
+            rows,
+            ignore_conflicts=True,
+        )
+        for pack_id, count in provisional.items():  # undo the provisional counts; the ILS answer sets them
+            self.by_pack[pack_id].used -= count
+        # the token is this batch's own: its rows are exactly the claims we hold
         owned = dict(
-            LicenseRequest.objects.filter(
-                service=self.service, device_id__in=ids, claim_token=self.token
-            ).values_list("device_id", "pack_id")
+            LicenseRequest.objects.filter(service=self.service, claim_token=self.token).values_list(
+                "device_id", "pack_id"
+            )
         )
         # Claims taken over from a worker that died: their pack may hold a slot already bound.
         self.replayed = {d: owned[d] for d in stale if owned.get(d)}
@@ -445,13 +509,16 @@ class _Batch:
         owned = self._claim(batch)
         if not owned:
             return
-        # Re-check under the claim: another worker may have licensed some of them meanwhile.
-        still = {
-            c.device_id
+        # Re-check under the claim: another worker may have licensed some of them meanwhile. What
+        # the devices hold now is read here, under the claim, and is what the licenses are based on.
+        ours = LicenseRequest.objects.filter(claim_token=self.token).values("device_id")
+        fresh = {
+            c.device_id: c
             for c in needy_devices(
-                self.service, None, self.today, owned.keys(), self.exchange_days, include_excluded=self.manual
+                self.service, None, self.today, ours, self.exchange_days, include_excluded=self.manual
             )
         }
+        still = {d for d in fresh if d in owned}
         gone = [d for d in owned if d not in still]
         units = {c.device_id: c.unit_id for c in batch}
         if gone:
@@ -460,12 +527,14 @@ class _Batch:
             )
             keep = {d for d in gone if d in self.replayed and d not in settled}
             LicenseRequest.objects.filter(claim_token=self.token, device_id__in=set(gone) - keep).delete()
-        todo = {c.device_id: c for c in batch if c.device_id in still}
+            self.kept = keep
+        todo = {c.device_id: fresh[c.device_id] for c in batch if c.device_id in still}  # oldest first
         asks = {d: owned[d] for d in todo}
         for _round in range(len(self.by_pack) + 2):
-            LicenseRequest.objects.filter(claim_token=self.token).update(
-                claimed_until=clock.now() + timedelta(seconds=settings.ALD_CLAIM_SECONDS)
-            )
+            if _round:  # the claim was just taken with a full lease; later rounds extend it
+                LicenseRequest.objects.filter(claim_token=self.token).update(
+                    claimed_until=clock.now() + timedelta(seconds=settings.ALD_CLAIM_SECONDS)
+                )
             replan = self._ask(todo, {d: p for d, p in asks.items() if p})
             replan += [d for d, p in asks.items() if not p]
             asks = self._replan(todo, replan)
@@ -552,9 +621,7 @@ class _Batch:
             # Record only what we still hold: a worker that took a claim over (ours ran past its
             # lease) asks the same pack again and records the license itself.
             mine = set(
-                LicenseRequest.objects.filter(claim_token=self.token, device_id__in=list(todo)).values_list(
-                    "device_id", flat=True
-                )
+                LicenseRequest.objects.filter(claim_token=self.token).values_list("device_id", flat=True)
             )
             self.granted = {d: v for d, v in self.granted.items() if d in mine}
             self.waiting = {d: v for d, v in self.waiting.items() if d in mine}
@@ -562,33 +629,39 @@ class _Batch:
             todo = {d: c for d, c in todo.items() if d in mine}
             licensed_ids = list(self.granted)
             waiting_ids = [d for d in self.waiting if d not in self.granted]
-            if licensed_ids:
+            holding = [d for d in licensed_ids if self.granted[d][0].held_pack_id is not None]
+            if holding:  # renewal or exchange: the license held (read under the claim) is superseded
                 DeviceLicense.objects.filter(
-                    device_id__in=licensed_ids, service=self.service, status=LicenseStatus.CURRENT
+                    device_id__in=holding, service=self.service, status=LicenseStatus.CURRENT
                 ).update(status=LicenseStatus.SUPERSEDED)
-                DeviceLicense.objects.bulk_create(
+            if licensed_ids:
+                insert_rows(
+                    DeviceLicense,
+                    LICENSE_FIELDS,
                     [
-                        DeviceLicense(
-                            device_id=d,
-                            unit_id=c.unit_id,
-                            service=self.service,
-                            pack_id=g.pack_id,
-                            product_type=state.pack.product_type,
-                            issued_at=now,
-                            expires_at=g.expiry_date,
-                            is_demo=state.pack.product_type == ProductType.DEMO,
-                            source=self._source(c, state),
+                        (
+                            d,
+                            c.unit_id,
+                            self.service,
+                            g.pack_id,
+                            state.pack.product_type,
+                            now,
+                            g.expiry_date,
+                            state.pack.product_type == ProductType.DEMO,
+                            self._source(c, state),
+                            LicenseStatus.CURRENT.value,
                         )
                         for d, (c, g, state) in self.granted.items()
-                    ]
+                    ],
                 )
                 LicenseWait.objects.filter(device_id__in=licensed_ids, service=self.service).delete()
             events = [self._deploy_event(now, d, c, g, state) for d, (c, g, state) in self.granted.items()]
             if waiting_ids:
                 events += self._record_waits(waiting_ids, now)
-            DeploymentEvent.objects.bulk_create(events)
-            done = [d for d in todo if d not in self.unreachable]
-            LicenseRequest.objects.filter(claim_token=self.token, device_id__in=done).delete()
+            insert_events(events)
+            LicenseRequest.objects.filter(claim_token=self.token).exclude(
+                device_id__in=list(self.unreachable | self.kept)
+            ).delete()
             if self.unreachable:
                 # Keep the claim (it names the pack asked) but let the next sweep take it over at once.
                 LicenseRequest.objects.filter(claim_token=self.token, device_id__in=self.unreachable).update(
@@ -614,7 +687,7 @@ class _Batch:
             return LicenseSource.EXCHANGE
         return LicenseSource.ALD
 
-    def _deploy_event(self, now, d, c: Candidate, g, state: PackState) -> DeploymentEvent:
+    def _deploy_event(self, now, d, c: Candidate, g, state: PackState) -> tuple:
         source = self._source(c, state)
         expiry = g.expiry_date or "never"
         if source == LicenseSource.RENEWAL:
@@ -634,16 +707,7 @@ class _Batch:
             message = f"{self.service} license from {g.pack_id} deployed (expires {expiry})"
             if g.already_held:
                 message += "; the slot was already bound at the licensing service"
-        return DeploymentEvent(
-            at=now,
-            actor=self.actor,
-            action=action,
-            device_id=d,
-            unit_id=c.unit_id,
-            pack_id=g.pack_id,
-            service=self.service,
-            message=message,
-        )
+        return (now, self.actor, action.value, SUCCESS, d, c.unit_id, g.pack_id, self.service, message)
 
     def _record_waits(self, waiting_ids, now) -> list[DeploymentEvent]:
         if self.manual:
@@ -692,7 +756,11 @@ class _Batch:
                     message=f"Waiting for a {self.service} license: {WaitingReason(reason).label}",
                 )
             )
-        LicenseWait.objects.bulk_create(new)
+        insert_rows(
+            LicenseWait,
+            ["device_id", "service", "reason", "since", "last_tried_at"],
+            [(w.device_id, w.service, w.reason, w.since, w.last_tried_at) for w in new],
+        )
         LicenseWait.objects.bulk_update(changed, ["reason", "last_tried_at"])
         if same:
             LicenseWait.objects.filter(service=self.service, device_id__in=same).update(last_tried_at=now)

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 
 from ald_portal import clock
+from ald_portal.bulk import insert_rows
 
 from .certificates import certificate_subject, fingerprint_of, load_certificate, signature_valid
 from .contract import (
@@ -217,8 +218,10 @@ def _request_licenses_once(pack_id, units, caller) -> AllocationResult:
         granted_units, denied_units = new_units[:taken], new_units[taken:]
         if granted_units:
             ums_pk = pack.assigned_ums_id if caller is not None and caller.ums_fingerprint else None
-            LicenseSlot.objects.bulk_create(
-                [LicenseSlot(pack=pack, unit_id=u, bound_at=now, ums_id=ums_pk) for u in granted_units]
+            insert_rows(
+                LicenseSlot,
+                ["pack_id", "unit_id", "bound_at", "ums_id"],
+                [(pack.pk, u, now, ums_pk) for u in granted_units],
             )
         pack.refresh_from_db(fields=["used"])
         grants = [

@@ -1,0 +1,90 @@
+"""Bulk inserts for the hot paths (ALD writes a claim, a slot, a license and an event per device).
+
+Django's ``bulk_create`` builds a model instance and prepares every value of every row through the
+field machinery: about 50 microseconds a row, ten times what the database needs. ``insert_rows``
+takes plain tuples in the order of ``fields``, converts only the values that need it (dates and
+times, once per distinct value) and sends them in one go: COPY on PostgreSQL (where conflicts are to
+be skipped, one INSERT ... SELECT FROM unnest(arrays)) and ``executemany`` on SQLite. It fills no
+primary keys and sends no signals, like ``bulk_create``; callers that need the rows back query them."""
+
+from django.db import connection, models
+
+
+def _converter(field, conn):
+    if isinstance(field, (models.DateTimeField, models.DateField, models.TimeField, models.JSONField)):
+        cache = {}
+
+        def convert(value):
+            if value is None:
+                return None
+            key = value if not isinstance(value, (dict, list)) else None
+            if key is not None and key in cache:
+                return cache[key]
+            prepared = field.get_db_prep_save(value, conn)
+            if key is not None:
+                cache[key] = prepared
+            return prepared
+
+        return convert
+    return None
+
+
+def insert_rows(model, fields: list[str], rows, conn=None, ignore_conflicts=False) -> int:
+    """INSERT ``rows`` (tuples of values for ``fields``, attribute names such as ``device_id``) into
+    ``model``'s table; every other column gets its field's default, the same for all rows. With
+    ``ignore_conflicts`` a row that breaks a unique constraint is skipped (ON CONFLICT DO NOTHING).
+    Returns the number of rows sent."""
+    conn = conn or connection
+    rows = list(rows)
+    if not rows:
+        return 0
+    meta = model._meta
+    by_attname = {f.attname: f for f in meta.concrete_fields}
+    concrete = [by_attname[name] for name in fields]
+    rest = [f for f in meta.concrete_fields if not f.primary_key and f.attname not in fields]
+    if rest:
+        defaults = tuple(f.get_default() for f in rest)
+        concrete += rest
+        rows = [row + defaults for row in rows]
+    converters = [_converter(f, conn) for f in concrete]
+    if any(converters):
+        rows = [tuple(v if c is None else c(v) for v, c in zip(row, converters, strict=True)) for row in rows]
+    fields = concrete
+    qn = conn.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in concrete)
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    head = f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES "
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql" and not ignore_conflicts:
+            # COPY: no SQL to parse per row, no parameter limit, the fastest way in
+            # (on the driver's cursor, so errors are wrapped into Django's IntegrityError by hand)
+            with conn.wrap_database_errors:
+                with cursor.cursor.copy(f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        elif conn.vendor == "postgresql":
+            # One statement: the columns as arrays, unnested into rows (executemany would send a
+            # statement per row).
+            arrays = ", ".join(f"%s::{f.db_type(conn)}[]" for f in fields)
+            columns_as_lists = [list(col) for col in zip(*rows, strict=True)]
+            cursor.execute(
+                f"INSERT INTO {qn(meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
+                columns_as_lists,
+            )
+        else:
+            tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+            cursor.executemany(head + one + tail, rows)
+    return len(rows)
+
+
+def refresh_statistics(*models, conn=None) -> None:
+    """ANALYZE the tables of ``models`` on PostgreSQL after a bulk write. Its planner estimates rows
+    from statistics that autovacuum refreshes only later; right after tens of thousands of rows
+    arrive in a table it still believes empty it picks nested loops that cost seconds per query. A
+    no-op on SQLite, whose planner does not depend on them the same way."""
+    conn = conn or connection
+    if conn.vendor != "postgresql" or not models:
+        return
+    qn = conn.ops.quote_name
+    with conn.cursor() as cursor:
+        cursor.execute("ANALYZE " + ", ".join(qn(m._meta.db_table) for m in models))
