@@ -15,8 +15,7 @@ from devices.models import (
     RegisteredPack,
 )
 from devices.services import refresh_registered_packs, ums_identity
-from licensing.models import Company, Order, ProductPack
-from licensing.services import register_ums_id
+from licensing.models import Company, Order, ProductPack, UmsId
 
 _seq = itertools.count(1)
 
@@ -74,8 +73,17 @@ def devices(count, start=1000, **kwargs):
 
 
 def ums():
+    """This portal's UMS ID, registered in the License Portal as set-up data (no action logged: the
+    tests of the action log see only the actions they make)."""
     conf = ums_identity()
-    return register_ums_id(company(), conf.ums_id_fingerprint, conf.ums_id_name, conf.ums_id_certificate_pem)
+    return UmsId.objects.get_or_create(
+        fingerprint=conf.ums_id_fingerprint,
+        defaults={
+            "company": company(),
+            "name": conf.ums_id_name,
+            "certificate_pem": conf.ums_id_certificate_pem,
+        },
+    )[0]
 
 
 def pack(

@@ -69,7 +69,7 @@ def test_keys_list_their_expiration_packs_and_orders(helpdesk_client, keys):
         ("SK-B", "IGEL UDP", "3", "2026-11-03", "perpetual", "UDP-BBBBB", "—"),
         ("SK-C", "—", "0", "—", "—", "—", "—"),
     ]
-    assert [r["ALD token"] for r in listed] == ["—", "—", "—"]  # the place kept for ALD token actions
+    assert [r["ALD token"] for r in listed] == ["none", "none", "none"]  # no key has an ALD token yet
 
 
 @pytest.mark.parametrize(

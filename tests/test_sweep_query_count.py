@@ -30,7 +30,8 @@ def sweep_queries(n_devices, settings):
 def test_a_sweep_costs_a_few_dozen_queries_and_an_idle_sweep_a_handful(n, settings):
     busy, idle = sweep_queries(n, settings)
     assert busy <= 80, busy
-    assert idle <= 20, idle  # refresh from the licensing service, then one check per service
+    # refresh from the licensing service, then one check per service (PostgreSQL also turns JIT off)
+    assert idle <= 21, idle
 
 
 def test_thirty_times_the_devices_cost_only_the_bulk_insert_chunks(settings):

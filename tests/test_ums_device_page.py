@@ -31,7 +31,16 @@ def test_a_demo_license_is_flagged(helpdesk_client, db):
     run_cycle()
     html = helpdesk_client.get(reverse("devices:device_detail", args=[dev.pk])).content.decode()
     assert table_rows(html, "current-licenses") == [
-        ["WE", "DEMO-TRYAA", "2026-12-31", "Licensed", "demo", "Automatic deployment", "2026-12-03 12:00:00"]
+        [
+            "WE",
+            "DEMO-TRYAA",
+            "2026-12-31",
+            "Licensed",
+            "demo",
+            "Automatic deployment",
+            "2026-12-03 12:00:00",
+            "License file",
+        ]
     ]
 
 

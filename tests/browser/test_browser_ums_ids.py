@@ -38,12 +38,14 @@ def test_ums_id_and_ald_token_through_the_pages(live_server, browser, demo):  # 
     shot(page, "ums-ids-01-auto-assign")
 
     page.click("nav >> text=Subscription keys")
-    page.click("tr[data-key='SK-BROWSER-1'] button:has-text('Generate ALD token')")
+    page.get_by_role("button", name="Generate ALD token for SK-BROWSER-1").click()
     token = page.locator("#new-token code.token").inner_text()
     assert token.startswith("ald_") and AldToken.objects.get().hint == token[:10]
     shot(page, "ums-ids-02-token-shown-once")
-    page.goto(f"{base}/ilp/subscription-keys/")
+    page.get_by_role("link", name="Back to Subscription keys").click()
     assert page.locator("#new-token").count() == 0 and token not in page.content()
+    assert page.get_by_role("button", name="Delete ALD token of SK-BROWSER-1").is_visible()
+    assert f"{token[:10]}…" in page.locator("main").inner_text()  # the hint only
 
     page.click("nav >> text=Licenses > Deployment")
     page.fill("#id_token", token)

@@ -138,7 +138,7 @@ def walk(page, base, db, password):
     shot(page, "02-dashboard")
 
     # 3. Product Packs filtered to Workspace Edition: exactly the WE packs in use.
-    page.get_by_role("navigation").get_by_role("link", name="Product Packs").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Product Packs", exact=True).click()
     page.get_by_label("Product type").select_option("WE")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url("**product_type=WE**")
@@ -183,7 +183,9 @@ def walk(page, base, db, password):
     shot(page, "04-pack-hardware-removed")
 
     # 5. Licenses > Deployment: switch ALD off.
-    page.get_by_role("navigation").get_by_role("link", name="Licenses > Deployment").click()
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Licenses > Deployment", exact=True
+    ).click()
     page.get_by_label("Enable automatic deployment").uncheck()
     page.get_by_role("button", name="Save").first.click()
     page.wait_for_url(f"{base}/ums/deployment/")
