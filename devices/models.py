@@ -107,6 +107,8 @@ class Device(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        # the device list's default order: a page of 50 is read from the index, not by sorting the fleet
+        indexes = [models.Index(fields=["name", "id"], name="device_list_order")]
 
     def __str__(self):
         return f"{self.name} ({self.unit_id})"
