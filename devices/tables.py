@@ -4,7 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from ald_portal.tables import PortalTable
 
-from .models import DeploymentEvent, Device, DeviceLicense, RegisteredPack
+from .models import DeploymentEvent, Device, DeviceLicense, DistributionMethod, RegisteredPack
 
 
 class DeviceTable(PortalTable):
@@ -89,8 +89,13 @@ class RegisteredPackTable(PortalTable):
     expiry_date = tables.DateColumn(verbose_name="Expiry", default="perpetual")
     conditions = tables.Column(verbose_name="Conditions", empty_values=(), orderable=False)
     active = tables.BooleanColumn()
+    # header-less: an action column, left out of exports; kept on one line
     toggle = tables.TemplateColumn(
-        template_name="devices/pack_toggle_cell.html", verbose_name="", orderable=False, empty_values=()
+        template_name="devices/pack_toggle_cell.html",
+        verbose_name="",
+        orderable=False,
+        empty_values=(),
+        attrs={"td": {"class": "actions"}},
     )
 
     class Meta:
@@ -120,7 +125,11 @@ class RegisteredPackTable(PortalTable):
 
     def render_conditions(self, record):
         names = [d.name for d in record.condition_directories.all()]
-        return ", ".join(names) if names else "—"
+        if names:
+            return ", ".join(names)
+        if record.distribution_method == DistributionMethod.CONDITIONS:
+            return "no directory: deploys to no device"  # say so, or it looks switched on
+        return "—"
 
 
 class DeploymentEventTable(PortalTable):

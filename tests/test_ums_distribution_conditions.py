@@ -183,3 +183,16 @@ def test_deployment_page_links_each_pack_to_its_conditions(helpdesk_client, ums_
         helpdesk_client.get(reverse("devices:deployment")).content.decode()
     )
     assert ">Edit conditions</a>" in ums_admin_client.get(reverse("devices:deployment")).content.decode()
+
+
+def test_deployment_page_says_a_pack_with_conditions_but_no_directory_deploys_to_no_device(
+    helpdesk_client, ums_admin_client, setup
+):
+    """EMP defaults to Enabled (with conditions) and has no directory yet: the Conditions cell says that
+    it deploys nowhere, instead of a dash that reads like "no restriction"."""
+    table = helpdesk_client.get(reverse("devices:deployment")).context["packs"]
+    cells = {row.record.pack_id: row.get_cell("conditions") for row in table.rows}
+    assert cells == {"WE-ALLAA": "—", "EMP-CONDA": "no directory: deploys to no device"}
+    set_distribution("EMP-CONDA", DistributionMethod.CONDITIONS, [setup["berlin"].pk], actor="admin")
+    table = helpdesk_client.get(reverse("devices:deployment")).context["packs"]
+    assert {row.record.pack_id: row.get_cell("conditions") for row in table.rows}["EMP-CONDA"] == "Berlin"
