@@ -34,20 +34,32 @@ class Command(BaseCommand):
         password_file = settings.VAR_DIR / "admin-password.txt"
         if password_file.exists():
             self.stdout.write(f"Log in as admin; the password is in {password_file}.")
-        forward = False
+        interrupted = forward = False
         try:
             while all(p.poll() is None for p in procs.values()):
                 time.sleep(0.3)
         except KeyboardInterrupt:
             # Ctrl-C in a terminal reaches the whole process group: the children have their SIGINT
             # already, and a second one makes the queue worker hang while it stops.
-            pass
+            interrupted = True
         except Stop:
             forward = True  # a signal for this process alone: pass the stop on, once
+        # from here on a further SIGTERM/SIGHUP (make passes one on) must not cut the shutdown short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for name, p in procs.items():
+            if p.poll() is not None and not (interrupted or forward):
+                self.stderr.write(f"The {name} stopped (exit status {p.returncode}); stopping the other.")
         for p in procs.values():
-            if p.poll() is None and (forward or os.getpgid(p.pid) != os.getpgrp()):
+            # Ctrl-C already reached children of our process group; everything else is told here
+            if p.poll() is None and (not interrupted or os.getpgid(p.pid) != os.getpgrp()):
                 p.terminate()  # both stop cleanly on SIGTERM, even where SIGINT is ignored
-        self._wait(procs, 20)
+        try:
+            self._wait(procs, 20)
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.kill()
 
     def _wait(self, procs, seconds):
         deadline = time.time() + seconds

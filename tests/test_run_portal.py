@@ -1,0 +1,92 @@
+"""`manage.py run_portal` (what `make run` starts): the web server and the queue worker live and stop
+together. A signal stops both; when one of them dies, the other is stopped too, never left running."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie waits for its parent to reap it: it no longer runs
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+    return bool(state.strip()) and not state.strip().startswith("Z")
+
+
+@pytest.fixture
+def portal(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'p.sqlite3'}", ALD_VAR_DIR=str(tmp_path))
+    env["Q_CLUSTER_NAME"] = f"ald-run-portal-{os.getpid()}"
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "run_portal", "--addr", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2).read()
+            break
+        except OSError:
+            assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() else "no answer"
+            time.sleep(0.3)
+    kids = children(proc.pid)
+    assert len(kids) == 2
+    try:
+        yield proc, kids
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in kids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_when_the_queue_worker_dies_the_web_server_is_stopped_too(portal):
+    proc, (web, worker) = portal
+    os.kill(worker, signal.SIGKILL)
+    assert proc.wait(timeout=30) == 0
+    output = proc.stdout.read()
+    assert "The queue worker stopped (exit status -9); stopping the other." in output
+    assert "Traceback" not in output
+    assert not alive(web)
+
+
+def test_a_second_sigterm_during_the_shutdown_does_not_orphan_a_child(portal):
+    proc, kids = portal
+    os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)  # as make passes one on
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in proc.stdout.read()
+    assert not any(alive(pid) for pid in kids)
