@@ -7,33 +7,27 @@ times, once per distinct value) and sends them in one go: COPY on PostgreSQL (wh
 be skipped, one INSERT ... SELECT FROM unnest(arrays)) and ``executemany`` on SQLite. It fills no
 primary keys and sends no signals, like ``bulk_create``; callers that need the rows back query them."""
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 
 
-def _converter(field, conn):
-    if isinstance(field, (models.DateTimeField, models.DateField, models.TimeField, models.JSONField)):
-        cache = {}
-
-        def convert(value):
-            if value is None:
-                return None
-            key = value if not isinstance(value, (dict, list)) else None
-            if key is not None and key in cache:
-                return cache[key]
-            prepared = field.get_db_prep_save(value, conn)
-            if key is not None:
-                cache[key] = prepared
-            return prepared
-
-        return convert
-    return None
+def _prepared_column(field, conn, values):
+    """The column's values as the database takes them: dates, times and JSON go through the field
+    (once per distinct value: a batch's rows mostly share their timestamps); the rest as they are."""
+    if not isinstance(field, (models.DateTimeField, models.DateField, models.TimeField, models.JSONField)):
+        return values
+    try:
+        prepared = {v: None if v is None else field.get_db_prep_save(v, conn) for v in set(values)}
+    except TypeError:  # unhashable values (JSON dicts and lists): one by one
+        return [None if v is None else field.get_db_prep_save(v, conn) for v in values]
+    return list(map(prepared.__getitem__, values))
 
 
 def insert_rows(model, fields: list[str], rows, conn=None, ignore_conflicts=False) -> int:
     """INSERT ``rows`` (tuples of values for ``fields``, attribute names such as ``device_id``) into
     ``model``'s table; every other column gets its field's default, the same for all rows. With
     ``ignore_conflicts`` a row that breaks a unique constraint is skipped (ON CONFLICT DO NOTHING).
-    Returns the number of rows sent."""
+    Returns the number of rows sent. All rows or none: outside a transaction the insert is one (an
+    ``executemany`` in autocommit would commit, and be slowed down, row by row)."""
     conn = conn or connection
     rows = list(rows)
     if not rows:
@@ -42,19 +36,21 @@ def insert_rows(model, fields: list[str], rows, conn=None, ignore_conflicts=Fals
     by_attname = {f.attname: f for f in meta.concrete_fields}
     concrete = [by_attname[name] for name in fields]
     rest = [f for f in meta.concrete_fields if not f.primary_key and f.attname not in fields]
-    if rest:
-        defaults = tuple(f.get_default() for f in rest)
-        concrete += rest
-        rows = [row + defaults for row in rows]
-    converters = [_converter(f, conn) for f in concrete]
-    if any(converters):
-        rows = [tuple(v if c is None else c(v) for v, c in zip(row, converters, strict=True)) for row in rows]
+    given = list(zip(*rows, strict=True))  # column by column: the conversions stay in C loops
+    if len(given) != len(concrete):
+        raise ValueError(f"{model.__name__}: rows of {len(given)} values for {len(concrete)} fields")
+    concrete += rest
+    columns_out = [
+        _prepared_column(f, conn, col)
+        for f, col in zip(concrete, given + [[f.get_default()] * len(rows) for f in rest], strict=True)
+    ]
+    rows = list(zip(*columns_out, strict=True))
     fields = concrete
     qn = conn.ops.quote_name
     columns = ", ".join(qn(f.column) for f in concrete)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     head = f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES "
-    with conn.cursor() as cursor:
+    with transaction.atomic(using=conn.alias, savepoint=False), conn.cursor() as cursor:
         if conn.vendor == "postgresql" and not ignore_conflicts:
             # COPY: no SQL to parse per row, no parameter limit, the fastest way in
             # (on the driver's cursor, so errors are wrapped into Django's IntegrityError by hand)
@@ -66,10 +62,9 @@ def insert_rows(model, fields: list[str], rows, conn=None, ignore_conflicts=Fals
             # One statement: the columns as arrays, unnested into rows (executemany would send a
             # statement per row).
             arrays = ", ".join(f"%s::{f.db_type(conn)}[]" for f in fields)
-            columns_as_lists = [list(col) for col in zip(*rows, strict=True)]
             cursor.execute(
                 f"INSERT INTO {qn(meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
-                columns_as_lists,
+                [list(col) for col in columns_out],
             )
         else:
             tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
