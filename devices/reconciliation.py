@@ -11,7 +11,7 @@ from django.db import transaction
 
 from ald_portal import clock
 
-from .ils import get_client
+from .ils import IlsUnavailable, get_client
 from .models import DeploymentEvent, DeviceLicense, LicenseStatus, ReconciliationReport, RegisteredPack
 from .services import ums_identity
 
@@ -19,11 +19,21 @@ from .services import ums_identity
 def reconcile(actor: str = "ALD") -> ReconciliationReport:
     conf = ums_identity()
     client = get_client(conf.ums_id_fingerprint)
-    counters = client.reconcile_counters()
-    slots = set(client.slots())
-    # A license names the pack it came from; after a merge in the License Portal its slot lives on
-    # in the pack it was merged into.
-    merged = client.merged_packs()
+    try:
+        counters = client.reconcile_counters()
+        slots = set(client.slots())
+        # A license names the pack it came from; after a merge in the License Portal its slot lives
+        # on in the pack it was merged into.
+        merged = client.merged_packs()
+    except IlsUnavailable as exc:  # down, or this UMS not (yet) registered: say so, compare nothing
+        DeploymentEvent.objects.create(
+            at=clock.now(),
+            actor=actor,
+            action=DeploymentEvent.Action.RECONCILE,
+            outcome=DeploymentEvent.Outcome.FAILED,
+            message=f"Reconciliation not possible: {exc}"[:500],
+        )
+        raise
     licensed = {
         (merged.get(pack_id, pack_id), unit_id)
         for pack_id, unit_id in DeviceLicense.objects.exclude(status=LicenseStatus.REVOKED).values_list(

@@ -44,7 +44,13 @@ def check_notifications():
 
 
 def reconcile_licenses():
-    """Scheduled reconciliation of pack counters, slots and device licenses."""
+    """Scheduled reconciliation of pack counters, slots and device licenses. A licensing service
+    that is down or refuses this UMS is an executed action and a warning, not a failed task."""
+    from .ils import IlsUnavailable
     from .reconciliation import reconcile
 
-    return reconcile().summary()
+    try:
+        return reconcile().summary()
+    except IlsUnavailable as exc:
+        log.warning("reconciliation not possible: %s", exc)
+        return f"Reconciliation not possible: {exc}"

@@ -77,3 +77,33 @@ def test_licenses_of_a_merged_pack_match_the_slots_in_the_pack_it_was_merged_int
     merge_packs("WE-BBBBB", ["WE-AAAAA"], actor="alice")
     report = reconcile()
     assert report.clean, report.summary()
+
+
+def test_scheduled_reconciliation_before_the_ums_id_is_registered_is_an_executed_action_not_a_failure():
+    """A fresh installation (migrated, nothing registered in the License Portal yet): the daily
+    task says why it could not compare, once, and does not fail with a traceback."""
+    from devices.tasks import reconcile_licenses
+
+    said = reconcile_licenses()
+    assert said.startswith("Reconciliation not possible: bad_credential: UMS ID '")
+    assert said.endswith("' is not registered in the License Portal.")
+    event = DeploymentEvent.objects.get(action=DeploymentEvent.Action.RECONCILE)
+    assert (event.outcome, event.message, event.actor) == (DeploymentEvent.Outcome.FAILED, said, "ALD")
+
+
+def test_reconcile_now_with_the_licensing_service_down_says_so_and_compares_nothing(
+    licensed, admin_client, settings
+):
+    import socket
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        settings.ILS_URL = f"http://127.0.0.1:{s.getsockname()[1]}"
+    settings.ILS_RETRIES, settings.ILS_BACKOFF_SECONDS, settings.ILS_CONNECT_TIMEOUT = 0, 0.01, 1
+    response = admin_client.post("/ums/deployment/", {"action": "reconcile"}, follow=True)
+    said = [str(m) for m in response.context["messages"]]
+    assert len(said) == 1 and said[0].startswith("The licensing service cannot be reached: ")
+    event = DeploymentEvent.objects.get(action=DeploymentEvent.Action.RECONCILE)
+    assert event.outcome == DeploymentEvent.Outcome.FAILED
+    assert event.message.startswith("Reconciliation not possible: ") and settings.ILS_URL in event.message
+    assert event.actor == "admin"
