@@ -3,9 +3,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+PROC = Path("/proc")
 
 
 class Stop(Exception):
@@ -20,9 +23,14 @@ class Command(BaseCommand):
 
     def handle(self, addr, **options):
         manage = [sys.executable, "manage.py"]
+        # Each child leads a process group of its own, and every stop goes to the whole group: the
+        # queue worker's sentinel and worker processes outlive a qcluster that is killed, and would
+        # go on taking tasks with nobody to stop them.
         procs = {
-            "web server": subprocess.Popen(manage + ["runserver", addr, "--noreload"]),
-            "queue worker": subprocess.Popen(manage + ["qcluster"]),
+            "web server": subprocess.Popen(
+                manage + ["runserver", addr, "--noreload"], start_new_session=True
+            ),
+            "queue worker": subprocess.Popen(manage + ["qcluster"], start_new_session=True),
         }
 
         def stop_signal(signum, frame):
@@ -34,44 +42,73 @@ class Command(BaseCommand):
         password_file = settings.VAR_DIR / "admin-password.txt"
         if password_file.exists():
             self.stdout.write(f"Log in as admin; the password is in {password_file}.")
-        interrupted = forward = False
+        asked = False
         try:
             while all(p.poll() is None for p in procs.values()):
                 time.sleep(0.3)
-        except KeyboardInterrupt:
-            # Ctrl-C in a terminal reaches the whole process group: the children have their SIGINT
-            # already, and a second one makes the queue worker hang while it stops.
-            interrupted = True
-        except Stop:
-            forward = True  # a signal for this process alone: pass the stop on, once
+        except (KeyboardInterrupt, Stop):
+            asked = True  # Ctrl-C, or a signal for this process: the children are in groups of their own
         # from here on a further SIGTERM/SIGHUP (make passes one on) must not cut the shutdown short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        for name, p in procs.items():
-            if p.poll() is not None and not (interrupted or forward):
-                self.stderr.write(f"The {name} stopped (exit status {p.returncode}); stopping the other.")
+        if not asked:
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    self.stderr.write(f"The {name} stopped (exit status {p.returncode}); stopping the other.")
         for p in procs.values():
-            # Ctrl-C already reached children of our process group; everything else is told here
-            if p.poll() is None and (not interrupted or os.getpgid(p.pid) != os.getpgrp()):
-                p.terminate()  # both stop cleanly on SIGTERM, even where SIGINT is ignored
-        try:
-            self._wait(procs, 20)
-        finally:
-            for p in procs.values():
-                if p.poll() is None:
-                    p.kill()
+            if p.poll() is None:
+                # The leader stops what it started (both stop cleanly on SIGTERM, even where SIGINT
+                # is ignored); a signal to each process of the queue worker would make it hang.
+                p.terminate()
+            else:
+                signal_group(p, signal.SIGTERM)  # its leader is gone: nobody else will stop them
+        self._wait(procs, 20)
 
     def _wait(self, procs, seconds):
-        deadline = time.time() + seconds
-        for name, p in procs.items():
-            while p.poll() is None:
-                try:
-                    p.wait(timeout=max(deadline - time.time(), 0.1))
-                except subprocess.TimeoutExpired:
-                    self.stderr.write(f"The {name} did not stop in time; ending it.")
-                    p.kill()
-                except KeyboardInterrupt:  # a second Ctrl-C: stop at once
-                    for q in procs.values():
-                        if q.poll() is None:
-                            q.kill()
+        """Wait until no process of either group is left; past ``seconds``, or at a second Ctrl-C,
+        end what is left."""
+        deadline = time.monotonic() + seconds
+        try:
+            while True:
+                left = [name for name, p in procs.items() if p.poll() is None or group_alive(p)]
+                if not left:
+                    break
+                if time.monotonic() > deadline:
+                    for name in left:
+                        self.stderr.write(f"The {name} did not stop in time; ending it.")
+                    break
+                time.sleep(0.1)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+            pass
+        finally:
+            for p in procs.values():
+                signal_group(p, signal.SIGKILL)
+                p.wait()
         self.stdout.write("Stopped the web server and the queue worker.")
+
+
+def signal_group(proc, signum):
+    """Send ``signum`` to the process group ``proc`` leads (it may outlive its leader)."""
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def group_alive(proc) -> bool:
+    """Whether a process of the group still runs. Where /proc shows them, a zombie does not count:
+    an orphan that has exited waits for init to reap it, which a container's init may never do."""
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    if not PROC.is_dir():
+        return True
+    for stat in PROC.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if pgrp == str(proc.pid) and state != "Z":
+            return True
+    return False
