@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+ADDR   ?= 127.0.0.1:8000
 
 .PHONY: run test install browser clean
 
@@ -17,7 +18,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap
-	$(BIN)/python manage.py run_portal
+	$(BIN)/python manage.py run_portal --addr $(ADDR)
 
 # Browser tests drive Debian's chromium; install it when we may (root with apt-get), otherwise the
 # browser tests skip and say why.
