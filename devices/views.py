@@ -26,7 +26,7 @@ from .engine import run_cycle
 from .exports import unit_id_list_response
 from .filtersets import DeploymentEventFilterSet, DeviceFilterSet, DeviceLicenseFilterSet
 from .forms import AldTokenForm, DeploymentSettingsForm, DistributionForm, LicenseManuallyForm
-from .ils import IlsUnavailable, LicenseServiceError
+from .ils import IlsCredentialRefused, IlsUnavailable, LicenseServiceError
 from .models import (
     DeploymentEvent,
     DeploymentSettings,
@@ -178,6 +178,8 @@ def _deployment_action(request, action):
             messages.success(request, f"ALD token {row.hint}… removed.")
         else:
             messages.error(request, f"Unknown action {action!r}.")
+    except IlsCredentialRefused as exc:
+        messages.error(request, f"The licensing service refused this UMS: {exc}")
     except IlsUnavailable as exc:
         messages.error(request, f"The licensing service cannot be reached: {exc}")
     except ValidationError as exc:
