@@ -13,7 +13,9 @@ from ald_portal.settings import DEV_SECRET_KEY
 
 
 def manage(tmp_path, *args, **env):
-    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"}}
+    # (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process for Playwright; production does not)
+    dropped = {"SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    base = {k: v for k, v in os.environ.items() if k not in dropped}
     base.update(DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}", ALD_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
