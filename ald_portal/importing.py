@@ -56,12 +56,17 @@ HEX_ID_FORMS = (
 )
 
 
-def normalize_hex_id(value) -> str | None:
+def normalize_hex_id(value, spaces=False) -> str | None:
     """MAC or unit ID in plain, colon, dash or dot form, upper or lower case -> upper-case hex
     digits, or None. The groups must be regular (pairs, or fours for the dot form) and use one kind
-    of separator: ``00E0C5-C1-23B1`` or ``0:0:E:0:...`` is malformed, not a MAC."""
+    of separator: ``00E0C5-C1-23B1`` or ``0:0:E:0:...`` is malformed, not a MAC. With ``spaces``
+    (what a person types into a search field) spaces separate too, like colons (pairs:
+    ``00 E0 C5 12 34 56``) or dots (fours: ``00E0 C512 3456``); imports take no spaces."""
     if not isinstance(value, str):
         return None
+    if spaces and " " in value.strip():
+        text = " ".join(value.split())
+        return normalize_hex_id(text.replace(" ", ":")) or normalize_hex_id(text.replace(" ", "."))
     if not value.isascii():  # "ﬀ".upper() is "FF": only ASCII hex digits count
         return None
     text = value.strip().upper()

@@ -44,10 +44,11 @@ class UnitIdField(forms.CharField):
         value = super().clean(value)
         if not value:
             return value
-        hexed = normalize_hex_id(value)
+        hexed = normalize_hex_id(value, spaces=True)
         if hexed is None:
             raise forms.ValidationError(
-                "Unit ID %(value)r is not hexadecimal digits (plain, or in pairs with : or -).",
+                "Unit ID %(value)r is not hexadecimal digits (plain, in pairs with : - or spaces, "
+                "or in fours with dots).",
                 params={"value": value},
             )
         return hexed
@@ -205,7 +206,7 @@ class DeploymentEventFilterSet(django_filters.FilterSet):
         if not value:
             return queryset
         q = Q(device__name__icontains=value)
-        hexed = normalize_hex_id(value)
+        hexed = normalize_hex_id(value, spaces=True)
         if hexed:
             q |= Q(unit_id__contains=hexed)
         return queryset.filter(q)

@@ -198,9 +198,7 @@ class HardwareIdField(forms.CharField):
         value = super().clean(value)
         if not value:
             return ""
-        # spaces separate like colons (pairs) or dots (fours): "00 E0 C5 12 34 56", "00E0 C512 3456"
-        forms_ = (value, value.replace(" ", ":"), value.replace(" ", ".")) if " " in value else (value,)
-        plain = next((p for p in map(normalize_hex_id, forms_) if p is not None), None)
+        plain = normalize_hex_id(value, spaces=True)
         if plain is None or not UNIT_ID_RE.match(plain):
             raise forms.ValidationError(
                 f"Unit ID or MAC {value!r} is not a unit ID or MAC: give 12 or 18 hexadecimal digits, "

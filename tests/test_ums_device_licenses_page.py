@@ -49,7 +49,17 @@ def test_expired_and_grace_expiry_dates_are_marked_red(helpdesk_client, fleet):
     assert '<span class="badge badge-state-grace">Grace</span>' in html
 
 
-@pytest.mark.parametrize("form", ["00E0C5000002", "00:e0:c5:00:00:02", "00-E0-C5-00-00-02", "00e0.c500.0002"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "00E0C5000002",
+        "00:e0:c5:00:00:02",
+        "00-E0-C5-00-00-02",
+        "00e0.c500.0002",
+        "00 E0 C5 00 00 02",  # as a person types it, in pairs with spaces
+        " 00e0 c500 0002 ",  # in fours with spaces
+    ],
+)
 def test_unit_id_filter_takes_any_common_form(helpdesk_client, fleet, form):
     assert [r[0] for r in records(helpdesk_client.get(URL, {"unit_id": form}))] == ["00E0C5000002"]
 
