@@ -7,7 +7,7 @@ from django_tables2 import SingleTableMixin
 
 from ald_portal import clock
 from ald_portal.exports import ExportMixin
-from devices.queries import demand_per_product_type
+from devices.queries import demand_per_product_type, devices_waiting
 from licensing.filtersets import PackFilterSet
 from licensing.models import Company, ProductPack
 from licensing.reports import (
@@ -45,7 +45,7 @@ class DashboardView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterVie
             quick=quick_list_counts(today),
             expiring=licenses_expiring_per_month(today),
             demand=demand,
-            demand_waiting=sum(d.waiting for d in demand),
+            demand_waiting=devices_waiting(today),
             demand_more=sum(d.more_licenses for d in demand),
             **kwargs,
         )

@@ -14,6 +14,7 @@ from .models import (
     Firmware,
     LicenseSource,
     LicenseStatus,
+    WaitingReason,
 )
 
 # The states of one deployed license (DeviceLicense.expiry_state), as filter choices.
@@ -104,19 +105,38 @@ class DeviceFilterSet(django_filters.FilterSet):
     license = django_filters.ChoiceFilter(
         choices=EXPIRY_STATE_CHOICES, method="by_license", label="A license that is", empty_label="Any"
     )
+    waiting_for = django_filters.ChoiceFilter(
+        choices=[], method="by_wait", label="Waiting for a license of", empty_label="Any"
+    )
+    waiting_reason = django_filters.ChoiceFilter(
+        choices=WaitingReason.choices, method="by_wait", label="Waiting because", empty_label="Any"
+    )
     firmware = django_filters.ModelChoiceFilter(queryset=Firmware.objects.all(), label="Firmware")
     site = django_filters.ChoiceFilter(choices=[], label="Site", empty_label="Any")
     moved_to_bin = django_filters.BooleanFilter(label="In recycle bin", widget=AnyYesNo)
 
     class Meta:
         model = Device
-        fields = ["q", "license_state", "service", "license", "directory", "firmware", "site", "moved_to_bin"]
+        fields = [
+            "q",
+            "license_state",
+            "service",
+            "license",
+            "waiting_for",
+            "waiting_reason",
+            "directory",
+            "firmware",
+            "site",
+            "moved_to_bin",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         choices = [("root", "(root directory)")] + [(str(pk), path) for pk, path in paths()]
         self.filters["directory"].extra["choices"] = choices
-        self.filters["service"].extra["choices"] = service_choices()
+        self.filters["service"].extra["choices"] = self.filters["waiting_for"].extra["choices"] = (
+            service_choices()
+        )
         sites = Device.objects.exclude(site="").values_list("site", flat=True).distinct().order_by("site")
         self.filters["site"].extra["choices"] = [(s, s) for s in sites]
 
@@ -135,6 +155,20 @@ class DeviceFilterSet(django_filters.FilterSet):
         if state:
             held = held.filter(expiry_state_q(state, clock.today(), DeploymentSettings.load().exchange_days))
         return queryset.filter(Exists(held))
+
+    def by_wait(self, queryset, name, value):
+        """Waiting for a license of a service, for a reason, or both together: the devices the
+        dashboard's demand and the Deployment page's waiting summary count."""
+        if name == "waiting_reason" and self.form.cleaned_data.get("waiting_for"):
+            return queryset  # applied with the service
+        from .queries import license_waits
+
+        waits = license_waits().filter(device=OuterRef("pk"))
+        if service := self.form.cleaned_data.get("waiting_for"):
+            waits = waits.filter(service=service)
+        if reason := self.form.cleaned_data.get("waiting_reason"):
+            waits = waits.filter(reason=reason)
+        return queryset.filter(Exists(waits))
 
     def in_directory(self, queryset, name, value):
         if value == "root":

@@ -12,17 +12,24 @@ from .filtersets import LicenseState
 from .models import Device, DeviceLicense, LicenseStatus, LicenseWait, WaitingReason
 
 
+def license_waits(on=None):
+    """The waiting states of devices that really wait for a license: a device waits for a service
+    when it lacks a valid license of it; one that still holds one while an exchange is pending
+    counts as licensed (the reason is shown beside it). The one rule behind the device list's
+    license state and waiting filters, the dashboard's demand and the Deployment page's summary."""
+    on = on or clock.today()
+    holds_waited_service = DeviceLicense.objects.filter(
+        device=OuterRef("device"), service=OuterRef("service"), status=LicenseStatus.CURRENT
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=on))
+    return LicenseWait.objects.exclude(Exists(holds_waited_service))
+
+
 def devices_with_license_state(on=None):
     on = on or clock.today()
     valid = DeviceLicense.objects.filter(device=OuterRef("pk"), status=LicenseStatus.CURRENT).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gte=on)
     )
-    # A device waits when it lacks a valid license for a service it waits for; one that still holds
-    # one while an exchange is pending counts as licensed (the reason is shown beside it).
-    holds_waited_service = DeviceLicense.objects.filter(
-        device=OuterRef("device"), service=OuterRef("service"), status=LicenseStatus.CURRENT
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=on))
-    waiting = LicenseWait.objects.filter(device=OuterRef("pk")).exclude(Exists(holds_waited_service))
+    waiting = license_waits(on).filter(device=OuterRef("pk"))
     return (
         Device.objects.select_related("directory", "firmware")
         .annotate(
@@ -144,12 +151,8 @@ def demand_per_product_type(on=None) -> list[Demand]:
     """Devices waiting for a license, per service (WE, EMP, ADDON_x, ...), split by reason, and how
     many more licenses would serve them (one query). A device that still holds a valid license of the
     service (an exchange is pending) is not waiting for a license, as on the device list."""
-    on = on or clock.today()
-    holds_valid = DeviceLicense.objects.filter(
-        device=OuterRef("device"), service=OuterRef("service"), status=LicenseStatus.CURRENT
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=on))
     rows = (
-        LicenseWait.objects.exclude(Exists(holds_valid))
+        license_waits(on)
         .filter(device__moved_to_bin=False)
         .values_list("service", "reason")
         .annotate(devices=Count("device", distinct=True))
@@ -164,6 +167,27 @@ def demand_per_product_type(on=None) -> list[Demand]:
         if reason in MORE_LICENSES_WOULD_SERVE:
             d.more_licenses += devices
     return list(out.values())
+
+
+def devices_waiting(on=None) -> int:
+    """How many devices wait for a license of any service (a device waiting for two counts once)."""
+    return license_waits(on).filter(device__moved_to_bin=False).values("device").distinct().count()
+
+
+def waiting_summary(on=None):
+    """Licenses > Deployment: the devices waiting per service and reason, with the reason's label."""
+    labels = dict(WaitingReason.choices)
+    rows = (
+        license_waits(on)
+        .filter(device__moved_to_bin=False)
+        .values_list("service", "reason")
+        .annotate(n=Count("device", distinct=True))
+        .order_by("service", "reason")
+    )
+    return [
+        {"service": service, "reason": reason, "label": labels.get(reason, reason), "n": n}
+        for service, reason, n in rows
+    ]
 
 
 def unit_ids_with_mac(mac: str) -> list[str]:

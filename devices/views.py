@@ -4,7 +4,6 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_safe
@@ -32,7 +31,6 @@ from .models import (
     DeploymentSettings,
     Device,
     DeviceLicense,
-    LicenseWait,
     Notification,
     ReconciliationReport,
     RegisteredPack,
@@ -40,7 +38,7 @@ from .models import (
     WaitingReason,
 )
 from .notifications import EXPIRY_WINDOWS
-from .queries import deployments_per_day, devices_with_license_state, licenses_with_state
+from .queries import deployments_per_day, devices_with_license_state, licenses_with_state, waiting_summary
 from .reconciliation import reconcile
 from .services import (
     check_connection,
@@ -123,9 +121,7 @@ def deployment(request):
             "token_form": AldTokenForm(),
             "reconciliation": ReconciliationReport.objects.order_by("-at", "-id").first(),
             "deployments_per_day": deployments_per_day(),
-            "waiting": LicenseWait.objects.values("service", "reason")
-            .annotate(n=Count("pk"))
-            .order_by("service"),
+            "waiting": waiting_summary(),
         },
     )
 

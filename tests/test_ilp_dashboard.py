@@ -163,13 +163,13 @@ def test_demand_per_service_and_the_licenses_that_would_serve_it(helpdesk_client
         table["Workspace Edition (WE)"]["Why they wait"] == "IGEL OS version too old for this license type: 1"
     )
     assert table["Enterprise Management Pack (EMP)"]["_links"]["Devices waiting"] == (
-        reverse("devices:device_list") + "?license_state=waiting"
+        reverse("devices:device_list") + "?waiting_for=EMP"
     )
     html = response.content.decode()
-    assert "3 device(s) wait for a license; 2 more license(s) would serve them" in html
+    assert "3 device(s)</a> wait for a license; 2 more license(s) would serve them" in html
 
 
 def test_dashboard_without_waiting_devices_says_so(helpdesk_client, packs):
     html = helpdesk_client.get(DASHBOARD).content.decode()
     assert "No device waits for a license." in html
-    assert "0 device(s) wait for a license; 0 more license(s) would serve them" in html
+    assert "0 device(s)</a> wait for a license; 0 more license(s) would serve them" in html
