@@ -453,6 +453,7 @@ def ald_preview(request):
                 for pack_id, counts in sorted(report["packs"].items())
             ],
             "waiting_rows": [(reasons.get(r, r), n) for r, n in report["waiting_reasons"].items()],
+            "licenses_waiting": sum(report["waiting_reasons"].values()),
             "devices": Device.objects.filter(pk__in=wanted)
             .select_related("directory")
             .order_by("name", "pk"),

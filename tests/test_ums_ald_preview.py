@@ -43,7 +43,10 @@ def test_preview_says_what_the_next_run_would_do_and_does_nothing(helpdesk_clien
     summary = re.sub(
         r"\s+", " ", re.sub(r"<[^>]+>", "", re.search(r'<p id="preview-summary">(.*?)</p>', html).group(1))
     )
-    assert summary == "4 device(s) would be licensed (5 license(s)); 1 would wait."
+    assert summary == (
+        "4 device(s) would be licensed (5 license(s)); 1 device(s) would wait"
+        " (1 license(s): a device can wait for several services)."
+    )
     assert response.context["pack_rows"] == [
         ("EMP-HAMBA", 1, {"total": 5, "used": 1, "free": 4}),
         ("WE-LONGA", 1, {"total": 5, "used": 1, "free": 4}),

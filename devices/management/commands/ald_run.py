@@ -27,7 +27,7 @@ class Command(BaseCommand):
             f"Devices {verb}: {report['devices_licensed']}; waiting: {report['devices_waiting']}"
         )
         for reason, count in report["waiting_reasons"].items():
-            self.stdout.write(f"  waiting, {reason}: {count}")
+            self.stdout.write(f"  licenses waiting, {reason}: {count}")
         for pack_id, counts in sorted(report["packs"].items()):
             self.stdout.write(f"  {pack_id}: {counts['used']}/{counts['total']} used, {counts['free']} free")
 
