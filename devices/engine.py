@@ -753,7 +753,7 @@ class _Batch:
                     device_id=d,
                     unit_id=c.unit_id,
                     service=self.service,
-                    message=f"Waiting for a {self.service} license: {WaitingReason(reason).label}",
+                    message=f"Waiting for a license of {self.service}: {WaitingReason(reason).label}",
                 )
             )
         insert_rows(

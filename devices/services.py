@@ -95,6 +95,13 @@ SETTING_FIELDS = (
 NOTIFY_FREE_BELOW_MAX = 100_000
 
 
+def _setting_text(value) -> str:
+    """A setting's value as the executed action shows it: switches read on and off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "(none)" if value in (None, "") else str(value)
+
+
 def update_deployment_settings(actor: str, **changes) -> list[str]:
     """Change deployment settings; returns the human-readable changes made. Switching ALD on, or
     changing the sweep interval, takes effect at once (a sweep is queued, the schedule updated)."""
@@ -136,7 +143,7 @@ def update_deployment_settings(actor: str, **changes) -> list[str]:
                 if name == "proxy_password":  # never written into the log
                     made.append(f"{label} changed")
                 else:
-                    made.append(f"{label}: {old} -> {value}")
+                    made.append(f"{label}: {_setting_text(old)} -> {_setting_text(value)}")
         if not made:
             return []
         conf.updated_at = clock.now()

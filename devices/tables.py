@@ -133,6 +133,9 @@ class RegisteredPackTable(PortalTable):
 
 
 class DeploymentEventTable(PortalTable):
+    unit_id = tables.Column(verbose_name="Unit ID")
+    pack_id = tables.Column(verbose_name="Pack ID")
+
     class Meta:
         model = DeploymentEvent
         fields = ("at", "actor", "action", "outcome", "unit_id", "pack_id", "service", "message")

@@ -63,7 +63,7 @@ def test_ald_settings_prints_and_changes_the_settings():
     assert Schedule.objects.get(name=SWEEP_SCHEDULE_NAME).minutes == 10
     event = DeploymentEvent.objects.get(action="settings")
     assert event.actor == "manage.py ald_settings"
-    assert "Enable automatic deployment: False -> True" in event.message
+    assert "Enable automatic deployment: off -> on" in event.message
     run("ald_settings", "--disable", "--no-exchange")
     conf.refresh_from_db()
     assert (conf.ald_enabled, conf.exchange_enabled) == (False, False)

@@ -490,8 +490,8 @@ def test_administrator_change_goes_through_the_service_and_is_an_executed_action
     assert conf_values() == (False, 15, True, 14)
     page = client.get(DEPLOYMENT)
     made = (
-        "Enable automatic deployment: True -> False; Sweep every (minutes): 5 -> 15; "
-        "Enable automatic license exchange: False -> True; "
+        "Enable automatic deployment: on -> off; Sweep every (minutes): 5 -> 15; "
+        "Enable automatic license exchange: off -> on; "
         "Licenses are exchanged N days before expiration: 7 -> 14"
     )
     assert [str(m) for m in page.context["messages"]] == [made]
