@@ -2,6 +2,7 @@
 delete a device with its licenses, clear an ALD exclusion. Licensing by hand goes through the same
 claims and allocation as ALD, so counts stay right and no device ends with two licenses of a service."""
 
+import datetime
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -66,6 +67,34 @@ class ManualResult:
             parts.append(f"{self.in_recycle_bin} in the recycle bin, skipped")
         parts += [f"{n} not licensed: {WaitingReason(r).label}" for r, n in sorted(self.failed.items())]
         return "; ".join(parts) + "."
+
+
+def packs_to_license_manually(today=None) -> list:
+    """The active registered packs for *License manually...*, the likeliest choice first: packs in
+    force with free licenses (Workspace Edition first, then the latest expiry), then those used
+    up, then those not in force (the service refuses them; they stay listed so the refusal can say
+    why). Each carries ``choice_label`` for the drop-down."""
+    today = today or clock.today()
+    far = datetime.date.max
+
+    def in_force(rp):
+        return (
+            rp.ils_usable and rp.start_date <= today and (rp.expiry_date is None or rp.expiry_date >= today)
+        )
+
+    def rank(rp):
+        group = 0 if in_force(rp) and rp.free else 1 if in_force(rp) else 2
+        return (group, rp.service != "WE", rp.service, -(rp.expiry_date or far).toordinal(), rp.pack_id)
+
+    packs = sorted(RegisteredPack.objects.filter(active=True), key=rank)
+    for rp in packs:
+        expiry = f"expires {rp.expiry_date}" if rp.expiry_date else "perpetual"
+        if not in_force(rp):
+            state = f"not in force ({rp.ils_status.lower()}, {expiry})"
+        else:
+            state = f"{rp.free} free, {expiry}"
+        rp.choice_label = f"{rp.pack_id} · {rp.product_name} · {state}"
+    return packs
 
 
 def license_manually(device_ids, pack_id: str, actor: str) -> ManualResult:

@@ -101,7 +101,8 @@ class LicenseManuallyForm(forms.Form):
     def __init__(self, *args, packs=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["pack_id"].choices = [
-            (p.pack_id, f"{p.pack_id} · {p.product_name} · {p.free} free") for p in packs
+            (p.pack_id, getattr(p, "choice_label", None) or f"{p.pack_id} · {p.product_name} · {p.free} free")
+            for p in packs
         ]
 
 

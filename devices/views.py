@@ -18,6 +18,7 @@ from .device_licenses import (
     delete_device,
     license_file,
     license_manually,
+    packs_to_license_manually,
     remove_license,
 )
 from .directories import paths, tree_with_counts
@@ -189,7 +190,7 @@ CHANGE_DEVICE = "devices.change_device"
 
 
 def _registered_packs():
-    return list(RegisteredPack.objects.filter(active=True).order_by("pack_id"))
+    return packs_to_license_manually()
 
 
 def _run_action(request, action, *args, **kwargs):

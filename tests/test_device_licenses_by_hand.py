@@ -165,3 +165,25 @@ def test_delete_device_with_licenses_frees_its_slots_and_without_keeps_them():
 def test_expiry_state_boundaries(expires, os_major, state):
     lic = DeviceLicense(expires_at=expires)
     assert lic.expiry_state(datetime.date(2026, 12, 3), os_major, warn_days=7) == state
+
+
+def test_license_manually_offers_the_likeliest_pack_first_and_says_which_are_not_in_force(ums_admin_client):
+    """The drop-down's first (default) choice is a Workspace Edition pack in force with free
+    licenses and the latest expiry; a used-up pack follows, then an add-on, and an expired pack comes
+    last, saying so, instead of being offered as "25 free"."""
+    today = datetime.date(2026, 12, 3)
+    f.pack("ADR-AAAAA", product_type="ADDON", total=5)
+    f.pack("WE-SOON1", total=5, expiry=today + datetime.timedelta(days=3))
+    f.pack("WE-LATE1", total=5, expiry=today + datetime.timedelta(days=700))
+    f.pack("WE-FULL1", total=1)
+    f.pack("WE-GONE1", total=25, expiry=today - datetime.timedelta(days=2), status="EXPIRED")
+    f.register_all()
+    RegisteredPack.objects.filter(pack_id="WE-FULL1").update(used=1)
+    choices = list(ums_admin_client.get("/ums/devices/").context["license_form"].fields["pack_id"].choices)
+    assert choices == [
+        ("WE-LATE1", "WE-LATE1 · IGEL WE · 5 free, expires 2028-11-02"),
+        ("WE-SOON1", "WE-SOON1 · IGEL WE · 5 free, expires 2026-12-06"),
+        ("ADR-AAAAA", "ADR-AAAAA · IGEL ADDON · 5 free, expires 2027-12-03"),
+        ("WE-FULL1", "WE-FULL1 · IGEL WE · 0 free, expires 2027-12-03"),
+        ("WE-GONE1", "WE-GONE1 · IGEL WE · not in force (expired, expires 2026-12-01)"),
+    ]
