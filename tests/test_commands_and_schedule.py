@@ -109,3 +109,18 @@ def test_ald_run_json_prints_one_object_with_devices_reasons_and_packs():
 
 def test_ald_run_says_when_ald_is_off():
     assert run("ald_run").strip() == "Nothing done: automatic deployment is off."
+
+
+def test_bootstrap_shows_the_admin_password_once_then_only_where_it_is_kept(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first, second = io.StringIO(), io.StringIO()
+    call_command("bootstrap", "--no-demo", stdout=first)
+    password = (tmp_path / "admin-password.txt").read_text().strip()
+    assert (
+        f"Log in as admin with the password {password} (kept in {tmp_path / 'admin-password.txt'})."
+        in first.getvalue()
+    )
+    call_command("bootstrap", "--no-demo", stdout=second)
+    assert password not in second.getvalue()
+    assert f"Log in as admin; the password is in {tmp_path / 'admin-password.txt'}." in second.getvalue()
+    assert (tmp_path / "admin-password.txt").stat().st_mode & 0o777 == 0o600

@@ -33,9 +33,9 @@ class Command(BaseCommand):
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
-        if password_file.exists():
-            self.stdout.write(
-                f"Log in as admin with the password in {password_file}: {password_file.read_text().strip()}"
-            )
+            # shown once, when it is made; later starts only say where it is kept
+            self.stdout.write(f"Log in as admin with the password {password} (kept in {password_file}).")
+        elif password_file.exists():
+            self.stdout.write(f"Log in as admin; the password is in {password_file}.")
         else:
             self.stdout.write("Log in with your existing administrator account.")
