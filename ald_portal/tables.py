@@ -5,8 +5,23 @@ from django.core.paginator import EmptyPage, PageNotAnInteger
 
 MAX_PER_PAGE = 500
 
+# Columns whose every cell is one token (an ID, a MAC, an IP address): like dates and times their cells
+# carry the class "nowrap" and stay on one line (portal.css), so a table short of room never splits
+# "WE-NT6ZM" or "2027-12-01" after a hyphen; a table too wide scrolls in its .scroll wrapper instead.
+ONE_TOKEN_COLUMNS = frozenset(
+    {"pack_id", "pack", "unit_id", "mac", "last_ip", "number", "key", "subscription_key", "order_number"}
+)
+
 
 class PortalTable(tables.Table):
+    def get_column_class_names(self, classes_set, bound_column):
+        classes = super().get_column_class_names(classes_set, bound_column)
+        if bound_column.name in ONE_TOKEN_COLUMNS or isinstance(
+            bound_column.column, (tables.DateColumn, tables.DateTimeColumn)
+        ):
+            classes.add("nowrap")
+        return classes
+
     def paginate(self, paginator_class=tables.paginators.Paginator, per_page=None, page=1, *args, **kwargs):
         try:
             per_page = int(per_page) if per_page not in (None, "") else None

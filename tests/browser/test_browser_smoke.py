@@ -125,7 +125,7 @@ def test_admin_walks_through_the_first_pages(live_server, browser, demo):
     page.click("nav >> text=Licenses > Deployment")
     page.wait_for_url(f"{base}/ums/deployment/")
     assert DeploymentSettings.load().ald_enabled
-    for enable, change in ((False, "True -> False"), (True, "False -> True")):
+    for enable, change in ((False, "on -> off"), (True, "off -> on")):
         page.set_checked("#id_ald_enabled", enable)
         page.click("button:has-text('Save')")
         page.wait_for_url(f"{base}/ums/deployment/")

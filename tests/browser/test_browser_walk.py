@@ -212,7 +212,7 @@ def walk(page, base, db, password):
     page.get_by_role("button", name="Save").first.click()
     page.wait_for_url(f"{base}/ums/deployment/")
     switched_on = time.time()
-    assert "False -> True" in page.locator("p.message").first.inner_text()
+    assert "off -> on" in page.locator("p.message").first.inner_text()
     page.goto(f"{base}/ums/devices/?q={NEW_UNIT}")
     state = page.locator("main table tbody tr").first
     while "Licensed" not in state.inner_text() and time.time() < switched_on + 20:
