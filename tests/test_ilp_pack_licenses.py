@@ -40,7 +40,8 @@ def test_the_licenses_of_a_pack_export(helpdesk_client, pack, fmt):
     export = read(response, fmt)
     assert (list(export[0]) if fmt == "json" else export[0]) == ["Unit ID", "Bound at", "UMS ID"]
     assert column(export, fmt, "Unit ID") == sorted(UNITS, reverse=True)
-    assert column(export, fmt, "Bound at") == ["2026-12-03 12:00"] * 3
+    bound_at = "2026-12-03T12:00:00+01:00" if fmt == "json" else "2026-12-03 12:00"
+    assert column(export, fmt, "Bound at") == [bound_at] * 3
     assert response["Content-Disposition"] == f'attachment; filename="WE-AAAAA-licenses-2026-12-03.{fmt}"'
 
 

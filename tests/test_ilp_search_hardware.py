@@ -148,4 +148,4 @@ def test_released_by_the_ums_is_found_too(helpdesk_client, slots):
     _, hits = found(helpdesk_client, POCKET)
     assert [(h["License"], h["Removed by"]) for h in hits] == [("Removed", "UMS")]
     export = json.loads(helpdesk_client.get(SEARCH, {"hardware": POCKET, "export": "json"}).content)
-    assert export[0]["Removed at"] == "2026-12-03 12:00"
+    assert export[0]["Removed at"] == "2026-12-03T12:00:00+01:00"
