@@ -9,8 +9,8 @@ from django.db.models import Q
 
 from ald_portal import clock
 
-PACK_ID_RE = re.compile(r"^[A-Z0-9]{2,8}-[A-Z0-9]{5}$")
-UNIT_ID_RE = re.compile(r"^[0-9A-F]{12}$|^[0-9A-F]{18}$")
+PACK_ID_RE = re.compile(r"\A[A-Z0-9]{2,8}-[A-Z0-9]{5}\Z")  # \Z: no trailing newline slips through
+UNIT_ID_RE = re.compile(r"\A(?:[0-9A-F]{12}|[0-9A-F]{18})\Z")
 
 
 def validate_pack_id(value):

@@ -186,13 +186,13 @@ def request_licenses(
     Asking again for a unit ID that already holds a slot of this pack returns that slot
     (``already_held``), never a second one. Unit IDs beyond the free licenses are denied with
     ``no_free_license``; the pack is used up, not skipped."""
-    units = list(dict.fromkeys(unit_ids))
-    bad = [u for u in units if not isinstance(u, str) or not UNIT_ID_RE.match(u)]
+    bad = [u for u in unit_ids if not isinstance(u, str) or not UNIT_ID_RE.match(u)]
     if bad:
         raise LicenseServiceError(
             LicenseErrorCode.UNKNOWN_UNIT_ID,
             f"Unit ID {bad[0]!r} is not 12 or 18 upper-case hexadecimal digits.",
         )
+    units = list(dict.fromkeys(unit_ids))
     caller = _caller(ums_fingerprint, subscription_key_id)
     for attempt in range(5):
         try:
@@ -1097,8 +1097,20 @@ def license_file_for(caller: Caller, pack_id: str, unit_id: str, service: str, e
             LicenseErrorCode.BAD_REQUEST,
             f"service {service!r} is not the service of pack {pack_id} ({pack.service}).",
         )
-    if not LicenseSlot.objects.filter(pack=pack, unit_id=unit_id).exists():
+    if not LicenseSlot.objects.filter(pack=pack, unit_id=unit_id, released_at__isnull=True).exists():
         raise LicenseServiceError(
             LicenseErrorCode.UNKNOWN_UNIT_ID, f"Unit ID {unit_id!r} holds no license of pack {pack_id}."
+        )
+    # The service signs nothing beyond what the pack grants: an expiry later than the pack's (or
+    # perpetual for a pack that expires) and an issue time in the future are refused.
+    if pack.expiry_date is not None and (expires is None or expires > pack.expiry_date):
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_REQUEST,
+            f"expires {expires or 'never'} is later than the expiry of pack {pack_id} ({pack.expiry_date}).",
+        )
+    if issued_at.tzinfo is None or issued_at > clock.now() + datetime.timedelta(minutes=5):
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_REQUEST,
+            f"issued_at {issued_at.isoformat()!r} must be a time with its time zone, not in the future.",
         )
     return license_files.issue_license_file(unit_id, service, pack_id, expires, issued_at)

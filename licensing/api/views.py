@@ -156,8 +156,8 @@ def _run_once(request, caller, handler):
 def _json(request) -> dict:
     try:
         data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise _bad("The body is not JSON.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _bad("The body is not JSON (or is nested too deeply).") from None
     if not isinstance(data, dict):
         raise _bad("The body must be a JSON object.")
     return data
