@@ -158,13 +158,14 @@ def _release(pack_id: str, unit_id: str) -> bool:
     return released
 
 
-def remove_license(license_id: int, actor: str) -> DeviceLicense:
+def remove_license(license_id: int | None, actor: str, device_id: int | None = None) -> DeviceLicense:
     """Remove a device license by hand: free its slot at the licensing service, revoke it (and the
     older licenses of the same slot), and keep the device out of ALD until an administrator clears
     that, so the next sweep does not silently license it again."""
     lic = DeviceLicense.objects.select_related("device").filter(pk=license_id).first()
-    if lic is None or lic.status == LicenseStatus.REVOKED:
-        raise ValidationError({"license": f"No license {license_id} to remove."})
+    if lic is None or lic.status == LicenseStatus.REVOKED or device_id not in (None, lic.device_id):
+        where = "" if device_id is None else f" on device {device_id}"
+        raise ValidationError({"license_id": f"license_id {license_id}: no license{where} to remove."})
     released = _release(lic.pack_id, lic.unit_id)
     now = clock.now()
     device = lic.device

@@ -221,7 +221,12 @@ def device_detail(request, pk):
             else:
                 messages.error(request, f"Pack: {form.errors['pack_id'][0]}")
         elif action == "remove_license":
-            lic = _run_action(request, remove_license, _int(request.POST.get("license_id")))
+            raw = request.POST.get("license_id")
+            if _int(raw) is None:
+                lic = None
+                messages.error(request, f"license_id {raw!r} is not a license of this device.")
+            else:
+                lic = _run_action(request, remove_license, _int(raw), device_id=device.pk)
             if lic is not None:
                 messages.success(
                     request,
@@ -305,10 +310,12 @@ def license_devices_manually(request):
 
 
 def _int(value):
+    """A posted id as an int, or None when it is none (not digits, or beyond what a database id holds)."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if 0 < number < 2**63 else None
 
 
 @login_required

@@ -166,7 +166,11 @@ def ums_id_register(request):
     if not request.user.has_perm(CHANGE_UMS_ID):
         raise PermissionDenied("Registering UMS IDs needs the permission to change UMS IDs.")
     posted = request.POST.get("company", "")
-    company = Company.objects.filter(pk=int(posted)).first() if posted.isdigit() else None
+    company = (
+        Company.objects.filter(pk=int(posted)).first()
+        if posted.isascii() and posted.isdigit() and len(posted) < 19
+        else None
+    )
     try:
         if company is None:
             raise ValidationError({"company": f"Company {request.POST.get('company', '')!r} does not exist."})

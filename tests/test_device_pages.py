@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from devices.engine import run_cycle
 from devices.models import DeploymentEvent, Device, DeviceLicense, DistributionMethod, ReconciliationReport
-from licensing.models import ProductPack
+from licensing.models import LicenseSlot, ProductPack
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -103,7 +103,32 @@ def test_a_refused_action_is_a_message_naming_the_value_not_a_500(ums_admin, lic
     html = ums_admin.post(
         url, {"action": "remove_license", "license_id": "abc"}, follow=True
     ).content.decode()
-    assert "No license None to remove." in html
+    assert "license_id &#x27;abc&#x27; is not a license of this device." in html
+
+
+def test_remove_license_takes_only_a_license_of_the_device_in_the_url(ums_admin, licensed_device):
+    other = f.device(n=77, name="OTHER")
+    run_cycle()
+    theirs = DeviceLicense.objects.get(device=other, status="CURRENT")
+    html = ums_admin.post(
+        f"/ums/devices/{licensed_device.pk}/",
+        {"action": "remove_license", "license_id": theirs.pk},
+        follow=True,
+    ).content.decode()
+    assert f"license_id {theirs.pk}: no license on device {licensed_device.pk} to remove." in html
+    theirs.refresh_from_db()
+    assert theirs.status == "CURRENT"
+    assert LicenseSlot.objects.filter(unit_id=other.unit_id, released_at__isnull=True).count() == 1
+
+
+def test_a_device_id_beyond_any_database_id_is_refused_not_a_500(ums_admin, licensed_device):
+    response = ums_admin.post(
+        "/ums/devices/license-manually/",
+        {"pack_id": "WE-AAAAA", "device": "9" * 40, "scope": "selected"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Choose at least one device." in response.content.decode()
 
 
 def test_license_the_selected_devices_and_all_devices_of_a_filter(ums_admin):

@@ -368,3 +368,14 @@ def test_test_connection_says_what_the_licensing_service_answers(ums_admin_clien
     said = response.content.decode()
     assert "The licensing service refused this UMS: bad_credential: UMS ID" in said
     assert "cannot be reached" not in said
+
+
+@pytest.mark.parametrize("company", ["²", "9" * 40, "abc"])
+def test_registering_for_a_company_that_is_no_id_is_refused_by_name(ilp_client, ums, company):
+    _, cert, _fingerprint = make_ums_key_pair("UMS Odd")
+    response = ilp_client.post(
+        reverse("licensing:ums_id_register"), {"company": company, "name": "UMS Odd", "certificate": cert}
+    )
+    assert response.status_code == 400
+    assert f"Company &#x27;{company}&#x27; does not exist." in response.content.decode()
+    assert not UmsId.objects.filter(name="UMS Odd").exists()
