@@ -231,6 +231,12 @@ def test_unreadable_file(tmp_path):
     assert code == 2 and "cannot be read" in message
 
 
+@pytest.mark.parametrize("path", ["/dev/zero", "directory"])
+def test_a_device_or_a_directory_is_refused_at_once_not_read_forever(tmp_path, path):
+    code, message = verify_fails(tmp_path if path == "directory" else path)
+    assert code == 2 and "is not a regular file." in message
+
+
 def test_the_key_is_kept_across_uses(key_path):
     first = license_files.public_key_pem()
     assert license_files.public_key_pem() == first

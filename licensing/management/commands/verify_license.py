@@ -8,6 +8,9 @@ from licensing.license_files import LicenseFileError, load_public_key, verify_li
 EXIT_CODES = {"malformed": 2, "wrong_key": 3, "tampered": 4, "expired": 5}
 
 
+MAX_FILE_BYTES = 1_000_000  # a license file is a few hundred bytes
+
+
 class Command(BaseCommand):
     help = (
         "Check a license file: prints 'valid ...' and exits 0, or says what is wrong (malformed, "
@@ -25,9 +28,16 @@ class Command(BaseCommand):
     def handle(self, file, public_key=None, **options):
         path = Path(file)
         try:
-            data = path.read_bytes()
+            if path.exists() and not path.is_file():  # a directory, /dev/zero, a pipe: never read forever
+                raise CommandError(f"{file}: is not a regular file.", returncode=2)
+            with path.open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise CommandError(f"{file}: cannot be read: {exc.strerror or exc}", returncode=2) from None
+        if len(data) > MAX_FILE_BYTES:
+            raise CommandError(
+                f"{file}: is larger than {MAX_FILE_BYTES} bytes: not a license file.", returncode=2
+            )
         key = None
         if public_key:
             try:
