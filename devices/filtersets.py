@@ -3,6 +3,7 @@ from django import forms
 from django.db.models import Exists, OuterRef, Q
 
 from ald_portal import clock
+from ald_portal.filters import DayFilter
 from ald_portal.importing import normalize_hex_id
 
 from .directories import paths, subtree
@@ -55,22 +56,6 @@ class UnitIdField(forms.CharField):
         return hexed
 
 
-class DayField(forms.DateField):
-    """A day as YYYY-MM-DD; a bad one is an error that repeats what was typed."""
-
-    def to_python(self, value):
-        try:
-            return super().to_python(value)
-        except forms.ValidationError:
-            raise forms.ValidationError(
-                "%(value)r is not a day; write it as YYYY-MM-DD.", code="invalid", params={"value": value}
-            ) from None
-
-
-class DayFilter(django_filters.DateFilter):
-    field_class = DayField
-
-
 class UnitIdFilter(django_filters.CharFilter):
     field_class = UnitIdField
 
@@ -111,7 +96,11 @@ class DeviceFilterSet(django_filters.FilterSet):
     waiting_reason = django_filters.ChoiceFilter(
         choices=WaitingReason.choices, method="by_wait", label="Waiting because", empty_label="Any"
     )
-    firmware = django_filters.ModelChoiceFilter(queryset=Firmware.objects.all(), label="Firmware")
+    firmware = django_filters.ModelChoiceFilter(
+        queryset=Firmware.objects.all(),
+        label="Firmware",
+        error_messages={"invalid_choice": "Firmware %(value)r is not one of the firmwares."},
+    )
     site = django_filters.ChoiceFilter(choices=[], label="Site", empty_label="Any")
     moved_to_bin = django_filters.BooleanFilter(label="In recycle bin", widget=AnyYesNo)
 

@@ -5,6 +5,7 @@ from django import forms
 from django.db.models import Q
 
 from ald_portal import clock
+from ald_portal.filters import DayFilter
 from ald_portal.importing import normalize_hex_id
 
 from .models import (
@@ -162,10 +163,10 @@ class ActivityFilterSet(BoundFilterSet):
     q = django_filters.CharFilter(method="search", label="Search (pack ID, order, unit ID, detail)")
     action = django_filters.ChoiceFilter(choices=PortalAction.choices, label="Action", empty_label="Any")
     actor = django_filters.CharFilter(method="by_actor", label="User")
-    since = django_filters.DateFilter(
+    since = DayFilter(
         field_name="at", lookup_expr="date__gte", label="From (YYYY-MM-DD)", widget=forms.DateInput()
     )
-    until = django_filters.DateFilter(
+    until = DayFilter(
         field_name="at", lookup_expr="date__lte", label="To (YYYY-MM-DD)", widget=forms.DateInput()
     )
 

@@ -165,7 +165,10 @@ def test_activity_lists_filters_and_sorts(helpdesk_client, log, query, expected)
 def test_activity_bad_date_is_a_form_error(helpdesk_client, log):
     response = helpdesk_client.get(ACTIVITY, {"since": "yesterday"})
     assert response.status_code == 200
-    assert 'data-field="since">Enter a valid date.' in response.content.decode()
+    assert (
+        'data-field="since">&#x27;yesterday&#x27; is not a day; write it as YYYY-MM-DD.'
+        in response.content.decode()
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "json"])

@@ -63,3 +63,9 @@ def test_unknown_service_is_an_error_and_lists_nothing(helpdesk_client, fleet):
 def test_export_has_the_devices_of_the_license_filter(helpdesk_client, fleet):
     response = helpdesk_client.get(URL, {"service": "WE", "license": "expired", "export": "json"})
     assert [row["Name"] for row in json.loads(response.content)] == ["ITC-BER-OLD"]
+
+
+def test_a_firmware_that_is_no_firmware_is_an_error_naming_the_value(helpdesk_client, fleet):
+    response = helpdesk_client.get(URL, {"firmware": "abc"})
+    assert names(response) == []
+    assert "Firmware &#x27;abc&#x27; is not one of the firmwares." in response.content.decode()
