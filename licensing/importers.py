@@ -16,12 +16,12 @@ from .models import (
     Company,
     Order,
     PackSizeChange,
+    PackStatus,
     ProductPack,
     ProductType,
     SizeChangeReason,
     SubscriptionKey,
     UmsId,
-    service_for,
 )
 
 COLUMNS = (
@@ -96,6 +96,12 @@ def validate_packs(name, rows, errors):
         before = len(errors)
         if None in row:  # more cells than columns
             errors.append(RecordError(name, i, "row", row[None], "more cells than the header has columns"))
+            continue
+        # PostgreSQL cannot store a NUL in text (and SQLite would keep it silently): reject it by name.
+        for c in COLUMNS:
+            if "\x00" in (row.get(c) or ""):
+                errors.append(RecordError(name, i, c, row.get(c), "contains a NUL character"))
+        if len(errors) > before:
             continue
         values = {c: (row.get(c) or "").strip() for c in COLUMNS}
         for c in REQUIRED:
@@ -197,53 +203,101 @@ def _check_owners(name, packs, company, errors):
                 )
 
 
+def _portal_sized(packs) -> set:
+    """Pack IDs whose size the License Portal itself changed (a split or a merge): after that the
+    portal, not the pack list, is the source of truth for their size."""
+    return set(
+        PackSizeChange.objects.filter(
+            pack__in=packs, reason__in=[SizeChangeReason.SPLIT, SizeChangeReason.MERGE]
+        ).values_list("pack__pack_id", flat=True)
+    )
+
+
 def import_packs(
     path, company: Company, dry_run=False, accept_eula_by: str = "", assign_to: UmsId | None = None
 ):
-    """Validate the whole file, then write it in one transaction. Returns (report, packs)."""
+    """Validate the whole file, then write it in one transaction. Returns (report, packs); the
+    report's ``notes`` are lines to show besides its summary.
+
+    What the License Portal did to a pack wins over the file: a MERGED pack is never changed (its row
+    is skipped), and a pack split or merged in the portal keeps the portal's size (the file's other
+    values still apply). Any other pack takes the file's size if that is at least its ``used``, which
+    is checked on the locked row and never written (it moves only by the services' UPDATEs)."""
     errors = []
     name, rows = read_pack_rows(path, errors)
     packs = validate_packs(name, rows, errors) if not errors else []
-    existing = {p.pack_id: p for p in ProductPack.objects.filter(pack_id__in=[p["pack_id"] for p in packs])}
-    for p in packs:
-        old = existing.get(p["pack_id"])
-        if old is None:
-            continue
-        if old.company_id != company.pk:
-            errors.append(
-                RecordError(
-                    name, p["index"], "pack_id", p["pack_id"], f"belongs to another company ({old.company})"
-                )
-            )
-        elif p["total_licenses"] < old.used:
-            errors.append(
-                RecordError(
-                    name,
-                    p["index"],
-                    "licenses",
-                    p["total_licenses"],
-                    f"fewer than the {old.used} licenses already in use",
-                )
-            )
-        elif p["product_type"] != old.product_type:
-            errors.append(
-                RecordError(
-                    name,
-                    p["index"],
-                    "product_type",
-                    p["product_type"],
-                    f"pack {old.pack_id} is already of type {old.product_type}",
-                )
-            )
-    _check_owners(name, packs, company, errors)
-    if errors:
-        # file problems first, then row by row (the checks against the database ran last)
-        raise ImportRejected(sorted(errors, key=lambda e: -1 if e.index is None else e.index))
     report = ImportReport(dry_run=dry_run)
+    report.notes = []
     created = updated = 0
     result = []
     with transaction.atomic():
+        # Lock the known packs (in primary-key order, like the services): a split, merge or license
+        # request waits for the import, and the checks below see the counters the writes will meet.
+        existing = {
+            p.pack_id: p
+            for p in ProductPack.objects.select_for_update()
+            .filter(pack_id__in=[p["pack_id"] for p in packs])
+            .order_by("pk")
+        }
+        portal_sized = _portal_sized(list(existing.values())) if existing else set()
         for p in packs:
+            old = existing.get(p["pack_id"])
+            if old is None:
+                continue
+            if old.company_id != company.pk:
+                errors.append(
+                    RecordError(
+                        name,
+                        p["index"],
+                        "pack_id",
+                        p["pack_id"],
+                        f"belongs to another company ({old.company})",
+                    )
+                )
+            elif old.status == PackStatus.MERGED:
+                into = old.merged_into.pack_id if old.merged_into_id else "another pack"
+                p["skip"] = True
+                report.notes.append(
+                    f"{name}[{p['index']}] {old.pack_id}: skipped, merged into {into} in the License "
+                    "Portal (an import does not change a merged pack)"
+                )
+            elif p["product_type"] != old.product_type:
+                errors.append(
+                    RecordError(
+                        name,
+                        p["index"],
+                        "product_type",
+                        p["product_type"],
+                        f"pack {old.pack_id} is already of type {old.product_type}",
+                    )
+                )
+            elif old.pack_id in portal_sized:
+                if p["total_licenses"] != old.total_licenses:
+                    report.notes.append(
+                        f"{name}[{p['index']}] {old.pack_id}: kept the License Portal's "
+                        f"{old.total_licenses} licenses, not the file's {p['total_licenses']} (the pack "
+                        "was split or merged in the License Portal; its size stands)"
+                    )
+                p["total_licenses"] = old.total_licenses
+            elif p["total_licenses"] < old.used:
+                errors.append(
+                    RecordError(
+                        name,
+                        p["index"],
+                        "licenses",
+                        p["total_licenses"],
+                        f"fewer than the {old.used} licenses already in use",
+                    )
+                )
+        _check_owners(name, packs, company, errors)
+        if errors:
+            # file problems first, then row by row (the checks against the database ran last)
+            raise ImportRejected(sorted(errors, key=lambda e: -1 if e.index is None else e.index))
+        for p in packs:
+            old = existing.get(p["pack_id"])
+            if p.get("skip"):
+                result.append(old)
+                continue
             order = None
             if p["order_number"]:
                 order, _ = Order.objects.get_or_create(
@@ -268,7 +322,6 @@ def import_packs(
                 "expiry_date": p["expiry_date"],
                 "comment": p["comment"],
             }
-            old = existing.get(p["pack_id"])
             if old is None:
                 pack = ProductPack(pack_id=p["pack_id"], **values)
                 if assign_to is not None:
@@ -277,11 +330,12 @@ def import_packs(
                 created += 1
             else:
                 pack = old
-                changed = any(getattr(pack, k) != v for k, v in values.items())
+                changed = [k for k, v in values.items() if getattr(pack, k) != v]
                 if assign_to is not None and pack.assigned_ums_id != assign_to.pk:
-                    pack.assigned_ums, changed = assign_to, True
+                    pack.assigned_ums = assign_to
+                    changed.append("assigned_ums")
                 if changed:
-                    if pack.total_licenses != values["total_licenses"]:
+                    if "total_licenses" in changed:
                         PackSizeChange.objects.create(
                             pack=pack,
                             old_total=pack.total_licenses,
@@ -289,10 +343,11 @@ def import_packs(
                             reason=SizeChangeReason.IMPORT,
                             detail=f"imported from {name}",
                         )
-                    for k, v in values.items():
-                        setattr(pack, k, v)
-                    pack.service = service_for(pack.product_type, pack.pack_id)
-                    pack.save()
+                    for k in changed:
+                        if k in values:
+                            setattr(pack, k, values[k])
+                    # only the fields the file changed: never used, status or merged_into
+                    pack.save(update_fields=[*changed, "service"])
                     updated += 1
             result.append(pack)
         report.created["packs"], report.updated["packs"] = created, updated

@@ -98,6 +98,8 @@ class Command(BaseCommand):
         )
         report.dry_run = dry_run
         self.stdout.write(report.summary())
+        for note in report.notes:  # rows where the License Portal's own changes win
+            self.stdout.write(note)
         if ums is not None:
             result = refresh_registered_packs(actor="import_packs")
             counts = f"{len(result['registered'])} new, {len(result['refreshed'])} refreshed."

@@ -189,6 +189,8 @@ class Command(BaseCommand):
                 DEMO_DIR / "ilp-product-packs.csv", company, accept_eula_by="seed_demo", assign_to=ums
             )
             self.stdout.write(report.summary())
+            for note in report.notes:  # packs split or merged since: the portal's sizes stand
+                self.stdout.write(note)
             refresh_registered_packs(actor="seed_demo")
             inventory = import_inventory(DEMO_DIR)
             self.stdout.write(inventory.summary())
