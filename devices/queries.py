@@ -151,16 +151,9 @@ def demand_per_product_type(on=None) -> list[Demand]:
     """Devices waiting for a license, per service (WE, EMP, ADDON_x, ...), split by reason, and how
     many more licenses would serve them (one query). A device that still holds a valid license of the
     service (an exchange is pending) is not waiting for a license, as on the device list."""
-    rows = (
-        license_waits(on)
-        .filter(device__moved_to_bin=False)
-        .values_list("service", "reason")
-        .annotate(devices=Count("device", distinct=True))
-        .order_by("service", "reason")
-    )
     labels = dict(WaitingReason.choices)
     out: dict[str, Demand] = {}
-    for service, reason, devices in rows:
+    for service, reason, devices in _waiting_per_service_and_reason(on):
         d = out.setdefault(service, Demand(service, service_label(service), 0, 0, {}))
         d.waiting += devices
         d.by_reason[labels.get(reason, reason)] = devices
@@ -177,17 +170,21 @@ def devices_waiting(on=None) -> int:
 def waiting_summary(on=None):
     """Licenses > Deployment: the devices waiting per service and reason, with the reason's label."""
     labels = dict(WaitingReason.choices)
-    rows = (
+    return [
+        {"service": service, "reason": reason, "label": labels.get(reason, reason), "n": n}
+        for service, reason, n in _waiting_per_service_and_reason(on)
+    ]
+
+
+def _waiting_per_service_and_reason(on=None):
+    """(service, reason, devices) of the devices outside the recycle bin that wait; one query."""
+    return (
         license_waits(on)
         .filter(device__moved_to_bin=False)
         .values_list("service", "reason")
-        .annotate(n=Count("device", distinct=True))
+        .annotate(devices=Count("device", distinct=True))
         .order_by("service", "reason")
     )
-    return [
-        {"service": service, "reason": reason, "label": labels.get(reason, reason), "n": n}
-        for service, reason, n in rows
-    ]
 
 
 def unit_ids_with_mac(mac: str) -> list[str]:
