@@ -4,7 +4,6 @@
 Everything is validated first; a file with any bad record is rejected whole and nothing is written."""
 
 import datetime
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -13,6 +12,7 @@ from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.utils import timezone
 
+from ald_portal import jsondata
 from ald_portal.importing import ImportRejected, ImportReport, RecordError, normalize_hex_id
 from licensing.models import UNIT_ID_RE
 
@@ -53,38 +53,6 @@ def _is_imi_id(value) -> bool:
     return isinstance(value, str) and IMI_ID_RE.fullmatch(value) is not None and int(value) > 0
 
 
-def _finite_float(text):
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
-def _no_constants(name):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _bad_text(value, path=""):
-    """The path of the first string holding a NUL or a lone surrogate, which no database stores."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return path or "value"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "value"
-        return None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        key_bad = _bad_text(key, path) if isinstance(key, str) else None
-        if key_bad:
-            return f"{path}.{key!r}" if path else repr(key)
-        found = _bad_text(item, f"{path}.{key}" if path else str(key))
-        if found:
-            return found
-    return None
-
-
 OBJECT_TYPES = {"tcdirectory": "directories", "tc": "devices"}
 
 
@@ -114,9 +82,7 @@ def read_sources(path) -> dict:
     sources, errors = {}, []
     for f in files:
         try:
-            data = json.loads(
-                f.read_text(encoding="utf-8"), parse_float=_finite_float, parse_constant=_no_constants
-            )
+            data = jsondata.loads(f.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             errors.append(RecordError(f.name, None, "file", f.name, f"not valid JSON: {exc}"))
             continue
@@ -328,7 +294,7 @@ class InventoryImport:
                 self.err(name, i, "objectType", tc.get("objectType"), 'must be "tc"')
                 continue
             before = len(self.errors)
-            bad = _bad_text(tc)
+            bad = jsondata.unstorable_text(tc)
             if bad:
                 self.err(name, i, bad, "...", "contains a NUL character or an invalid Unicode surrogate")
                 continue

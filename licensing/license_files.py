@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 
-from ald_portal import clock
+from ald_portal import clock, jsondata
 
 FORMAT = "ald-portal-license/1"
 FIELDS = ("unit_id", "service", "pack_id", "expires", "issued_at")
@@ -173,8 +173,8 @@ def _malformed(message):
 
 def _parse(data: bytes) -> dict:
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        document = jsondata.loads(data)
+    except (ValueError, RecursionError) as exc:
         raise _malformed(f"not JSON ({exc})") from None
     if not isinstance(document, dict):
         raise _malformed("not a JSON object")

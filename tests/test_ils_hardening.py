@@ -88,6 +88,12 @@ def test_a_unit_id_with_a_trailing_newline_gets_no_second_slot(live_server, boun
         ({"pack_id": "WE-AAAAA", "unit_ids": [{"a": 1}]}, LicenseErrorCode.UNKNOWN_UNIT_ID),
         ({"pack_id": "WE-AAAAA", "unit_ids": [["x"]]}, LicenseErrorCode.UNKNOWN_UNIT_ID),
         (b"[" * 100000, LicenseErrorCode.BAD_REQUEST),
+        (b'{"pack_id": "WE-AAAAA", "unit_ids": ["00E0C5AABB01"], "n": NaN}', LicenseErrorCode.BAD_REQUEST),
+        (b'{"pack_id": "WE-AAAAA", "unit_ids": ["00E0C5AABB01"], "n": 1e999}', LicenseErrorCode.BAD_REQUEST),
+        (
+            b'{"pack_id": "WE-AAAAA", "unit_ids": ["00E0C5AABB01"], "n": "\\u0000"}',
+            LicenseErrorCode.BAD_REQUEST,
+        ),
     ],
 )
 def test_odd_request_bodies_are_refused_by_name_and_change_nothing(live_server, bound, body, code):

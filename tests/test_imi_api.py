@@ -457,6 +457,72 @@ def test_unreadable_json_is_415(api, fleet):
     assert body["message"].startswith("Could not read JSON: ")
 
 
+CREATE_WITH_ATTRIBUTE = '{"mac": "00E0C5AABB09", "firmwareID": "%s", "deviceAttributes": [%s]}'
+
+
+@pytest.mark.parametrize(
+    "attribute, status, code, message",
+    [
+        ('{"identifier": "rack", "value": NaN}', 415, "ITG-0A005", "NaN is not a JSON number"),
+        ('{"identifier": "rack", "value": -Infinity}', 415, "ITG-0A005", "-Infinity is not a JSON number"),
+        ('{"identifier": "rack", "value": 1e999}', 415, "ITG-0A005", "number 1e999 is out of range"),
+        (
+            '{"identifier": "rack", "value": "A\\u0000B"}',
+            400,
+            "ITG-0A004",
+            "deviceAttributes.0.value contains a NUL character",
+        ),
+        (
+            '{"identifier": "r\\u0000", "value": "1"}',
+            400,
+            "ITG-0A004",
+            "deviceAttributes.0.identifier contains a NUL character",
+        ),
+        (
+            '{"identifier": "rack", "value": "\\ud800"}',
+            400,
+            "ITG-0A004",
+            "deviceAttributes.0.value contains a NUL character or a lone surrogate",
+        ),
+    ],
+)
+def test_device_attributes_json_cannot_store_are_refused_by_name(
+    api, fleet, attribute, status, code, message
+):
+    """NaN, Infinity and 1e999 are no JSON numbers; NUL and lone surrogates no database stores. Each
+    is refused naming it, on create and on update, and nothing changes (not a 500, not a false
+    "MAC already registered")."""
+    session, _ = login(api)
+    before = Device.objects.count()
+    created = session.put(
+        api + "thinclients",
+        data=CREATE_WITH_ATTRIBUTE % (fleet["fw"].pk, attribute),
+        headers=JSON,
+        timeout=10,
+    )
+    assert message in error(created, status, code)["message"]
+    updated = session.put(
+        api + f"thinclients/{fleet['a'].pk}",
+        data='{"deviceAttributes": [%s]}' % attribute,
+        headers=JSON,
+        timeout=10,
+    )
+    assert message in error(updated, status, code)["message"]
+    assert Device.objects.count() == before
+    assert Device.objects.get(pk=fleet["a"].pk).details.get("deviceAttributes") is None
+    assert not DeploymentEvent.objects.exists()
+    ok = session.put(
+        api + "thinclients",
+        data=CREATE_WITH_ATTRIBUTE % (fleet["fw"].pk, '{"identifier": "rack", "value": 1.5e3}'),
+        headers=JSON,
+        timeout=10,
+    )
+    assert ok.status_code == 200, ok.text
+    assert Device.objects.get(mac="00E0C5AABB09").details["deviceAttributes"] == [
+        {"identifier": "rack", "value": 1500.0}
+    ]
+
+
 def test_directory_named_in_a_pack_condition_is_not_deleted(api, fleet):
     f.pack("EMP-1A2B3", product_type="EMP")
     empty = f.directory("Empty")

@@ -2,7 +2,6 @@
 the IMI's shapes. Exempt from CSRF: the API authenticates every request itself (Basic credentials
 or its own JSESSIONID) and never by the portal's login cookie."""
 
-import json
 import logging
 import uuid
 
@@ -10,6 +9,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from ald_portal import jsondata
 
 from ..models import DeploymentSettings, Device, Directory, Firmware
 from . import auth, errors, services
@@ -42,9 +43,13 @@ def _body(request):
     if not raw.strip():
         return None
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        body = jsondata.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise errors.unreadable_json(str(exc)[:200]) from None
+    bad = jsondata.unstorable_text(body)
+    if bad:
+        raise errors.invalid_body(f"{bad} contains a NUL character or a lone surrogate")
+    return body
 
 
 def _require(user, *perms):

@@ -8,13 +8,14 @@ again instead of a second slot. A concurrent retry waits on the key's row and th
 
 import datetime
 import hashlib
-import json
 import re
 from functools import wraps
 
 from django.db import IntegrityError, transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from ald_portal import jsondata
 
 from .. import services
 from ..contract import (
@@ -155,11 +156,14 @@ def _run_once(request, caller, handler):
 
 def _json(request) -> dict:
     try:
-        data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _bad("The body is not JSON (or is nested too deeply).") from None
+        data = jsondata.loads(request.body or b"null")
+    except (ValueError, RecursionError) as exc:
+        raise _bad(f"The body is not JSON (or is nested too deeply): {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise _bad("The body must be a JSON object.")
+    bad = jsondata.unstorable_text(data)
+    if bad:
+        raise _bad(f"{bad} contains a NUL character or a lone surrogate.")
     return data
 
 
