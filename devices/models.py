@@ -526,13 +526,19 @@ class ImiSession(models.Model):
 
 class ImiLoginFailure(models.Model):
     """Failed IMI logins from one address in a row; from the fifth on the address is locked out for a
-    time that doubles with each further failure."""
+    time that doubles with each further failure. The failures are kept per user name, so a success
+    forgets only that user's failures (not another account's guesses from the same address), and
+    the password checks still running are counted, so a burst of parallel guesses cannot pass the
+    limit before the first of them has failed."""
 
     address = models.CharField(max_length=45, unique=True)
     failures = models.PositiveIntegerField(default=0)
+    failures_by_user = models.JSONField(default=dict, blank=True)
     last_failure_at = models.DateTimeField(default=clock.now)
     locked_until = models.DateTimeField(null=True, blank=True)
     last_username = models.CharField(max_length=150, blank=True)
+    checks_running = models.PositiveIntegerField(default=0)
+    last_check_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "IMI login failure"

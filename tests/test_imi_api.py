@@ -597,6 +597,108 @@ def test_repeated_failed_logins_are_slowed_down_and_logged(api, fleet, caplog):
     assert not ImiLoginFailure.objects.exists()
 
 
+def test_a_login_as_another_account_does_not_wipe_the_count(api, fleet):
+    """Guessing at one account from an address, with good logins as another account in between,
+    still locks the address after the fifth failure."""
+    for _ in range(2):
+        requests.post(api + "login", auth=(ADMIN[0], "guess"), timeout=10)
+    login(api, VIEWER)
+    for _ in range(2):
+        requests.post(api + "login", auth=(ADMIN[0], "guess"), timeout=10)
+    requests.get(api + "thinclients", auth=VIEWER, timeout=10)  # direct authorization succeeds too
+    assert ImiLoginFailure.objects.get().failures_by_user == {ADMIN[0]: 4}
+    error(requests.post(api + "login", auth=(ADMIN[0], "guess"), timeout=10), 401, "ITG-0B002")
+    locked = requests.post(api + "login", auth=VIEWER, timeout=10)
+    error(locked, 401, "ITG-0B002")
+    assert locked.headers["Retry-After"] == "31"
+    row = ImiLoginFailure.objects.get()
+    assert (row.failures, row.failures_by_user, row.checks_running) == (5, {ADMIN[0]: 5}, 0)
+
+
+def test_a_right_password_forgets_only_that_users_failures(api, fleet):
+    requests.post(api + "login", auth=(VIEWER[0], "typo"), timeout=10)
+    for _ in range(3):
+        requests.post(api + "login", auth=(ADMIN[0], "guess"), timeout=10)
+    login(api, VIEWER)
+    assert ImiLoginFailure.objects.get().failures_by_user == {ADMIN[0]: 3}
+    login(api, ADMIN)
+    assert not ImiLoginFailure.objects.exists()
+
+
+def test_a_check_left_running_by_a_killed_process_runs_out(api, fleet, monkeypatch):
+    """A process killed during a password check never writes its outcome; after a minute its check
+    no longer counts as running."""
+    monkeypatch.setattr("devices.imi.auth.WAIT_FOR_TURN", 0.2)
+    ImiLoginFailure.objects.create(
+        address="127.0.0.1",
+        failures=4,
+        failures_by_user={ADMIN[0]: 4},
+        checks_running=1,
+        last_check_at=clock.now(),
+    )
+    waiting = requests.post(api + "login", auth=ADMIN, timeout=30)
+    error(waiting, 401, "ITG-0B002")  # its turn never came (the test waits 0.2 s, not 10)
+    assert waiting.headers["Retry-After"] == "1"
+    clock.freeze(clock.now() + datetime.timedelta(seconds=61))
+    login(api)
+    assert not ImiLoginFailure.objects.exists()
+
+
+@pytest.fixture
+def slow_password_checks(monkeypatch):
+    """Each password check takes 0.3 s, as a real password hash does, and is counted."""
+    import threading
+    import time
+
+    from devices.imi import auth
+
+    checked = []
+    lock = threading.Lock()
+    real = auth.authenticate
+
+    def authenticate(request, **credentials):
+        with lock:
+            checked.append(credentials["username"])
+        time.sleep(0.3)
+        return real(request, **credentials)
+
+    monkeypatch.setattr(auth, "authenticate", authenticate)
+    return checked
+
+
+@pytest.mark.postgres
+def test_a_burst_of_parallel_guesses_gets_five_password_checks(api, fleet, postgres, slow_password_checks):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guess(i):
+        return requests.post(api + "login", auth=(ADMIN[0], f"guess-{i}"), timeout=60)
+
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(guess, range(20)))
+    assert len(slow_password_checks) == 5
+    assert [r.status_code for r in responses] == [401] * 20
+    assert {r.json()["errorCode"] for r in responses} == {"ITG-0B002"}
+    assert sum("Retry-After" in r.headers for r in responses) == 15
+    row = ImiLoginFailure.objects.get()
+    assert (row.failures, row.checks_running) == (5, 0) and row.locked_until > clock.now()
+
+
+@pytest.mark.postgres
+def test_parallel_requests_with_the_right_password_all_get_through(
+    api, fleet, postgres, slow_password_checks
+):
+    """Checks beyond the ones allowed at once wait their turn instead of being refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(
+            pool.map(lambda _: requests.get(api + "thinclients", auth=ADMIN, timeout=60), range(10))
+        )
+    assert [r.status_code for r in responses] == [200] * 10
+    assert len(slow_password_checks) == 10
+    assert not ImiLoginFailure.objects.exists()
+
+
 def test_login_without_credentials(api):
     error(
         requests.post(api + "login", timeout=10),
@@ -620,11 +722,14 @@ def basic(user):
 @pytest.mark.parametrize("count", [10, 60])
 def test_list_query_count_does_not_grow_with_devices(client, users, count, django_assert_max_num_queries):
     f.devices(count, directory=f.directory("Pool"))
+    # Basic credentials on the request: the user, the device list, and the address's login-check
+    # bookkeeping (admitted, then forgotten on success: 4 statements, and 6 savepoint statements
+    # that only a test's enclosing transaction makes).
     for facets in ("", "?facets=details", "?facets=online"):
-        with django_assert_max_num_queries(6):
+        with django_assert_max_num_queries(12):
             response = client.get(f"/umsapi/v3/thinclients{facets}", HTTP_AUTHORIZATION=basic(ADMIN))
         assert len(response.json()) == count
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(14):
         response = client.get(
             "/umsapi/v3/directories/tcdirectories?facets=children", HTTP_AUTHORIZATION=basic(ADMIN)
         )

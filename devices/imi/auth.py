@@ -5,7 +5,8 @@ portal cannot be made to call the API (no CSRF through the API).
 
 Failed credentials from one address in a row are counted; from the fifth failure on, the address
 is locked out, for 30 seconds doubling with each further failure up to 15 minutes; every failure
-and lock-out is logged."""
+and lock-out is logged. Parallel attempts and logins as other accounts do not get round the count
+(see "failed logins" below)."""
 
 import base64
 import binascii
@@ -13,6 +14,7 @@ import datetime
 import hashlib
 import logging
 import secrets
+import time
 
 from django.contrib.auth import authenticate
 from django.db import transaction
@@ -42,6 +44,16 @@ def _hash(session_id: str) -> str:
 
 
 # --- failed logins ----------------------------------------------------------------------------------
+# Every password check from an address is admitted under the address's row lock before it runs, and
+# its outcome is written under the same lock after. At most as many checks run at once as failures
+# are left before the lock-out (at least one), so a burst of parallel guesses is decided one failure
+# at a time: a check beyond that waits its turn (up to WAIT_FOR_TURN), and once the fifth failure is
+# in, the rest are refused unchecked. Failures are kept per user name: a success forgets only that
+# user's failures, so logging in as another account does not wipe the guesses made at this one.
+
+CHECK_RUNS_OUT_AFTER = datetime.timedelta(seconds=60)  # a check counted running that long was killed
+WAIT_FOR_TURN = 10.0  # seconds a check waits for the checks running before it
+TURN_POLL = 0.05
 
 
 def lock_for(failures: int) -> datetime.timedelta | None:
@@ -50,38 +62,71 @@ def lock_for(failures: int) -> datetime.timedelta | None:
     return min(FIRST_LOCK * 2 ** (failures - FREE_FAILURES - 1), LONGEST_LOCK)
 
 
-def check_not_locked(address: str) -> None:
-    row = ImiLoginFailure.objects.filter(address=address).first()
-    now = clock.now()
-    if row and row.locked_until and row.locked_until > now:
-        wait = int((row.locked_until - now).total_seconds()) + 1
-        log.warning("IMI login from %s refused: locked out for %d more second(s)", address, wait)
-        raise errors.invalid_credentials(headers={"Retry-After": str(wait)})
+def _refuse(address: str, wait: int, why: str):
+    log.warning("IMI login from %s refused: %s", address, why)
+    return errors.invalid_credentials(headers={"Retry-After": str(wait)})
 
 
-def record_failure(address: str, username: str) -> None:
+def admit_check(address: str) -> None:
+    """Before a password from ``address`` is checked: refuse a locked address (ITG-0B002 with
+    Retry-After), or count the check as running, waiting for a turn when as many checks run as
+    failures are left before the lock-out."""
+    deadline = time.monotonic() + WAIT_FOR_TURN
+    while True:
+        now = clock.now()
+        with transaction.atomic():
+            row, created = ImiLoginFailure.objects.select_for_update().get_or_create(
+                address=address, defaults={"checks_running": 1, "last_check_at": now}
+            )
+            if created:  # nothing known against this address: the check runs
+                return
+            if row.locked_until and row.locked_until > now:
+                wait = int((row.locked_until - now).total_seconds()) + 1
+                raise _refuse(address, wait, f"locked out for {wait} more second(s)")
+            if row.failures and row.last_failure_at < now - FORGET_FAILURES_AFTER:
+                row.failures, row.failures_by_user = 0, {}
+            running = row.checks_running
+            if running and (row.last_check_at is None or row.last_check_at <= now - CHECK_RUNS_OUT_AFTER):
+                running = 0  # counted by a process that died before it could write the outcome
+            if running < max(FREE_FAILURES + 1 - row.failures, 1):
+                row.checks_running, row.last_check_at = running + 1, now
+                row.save()
+                return
+        if time.monotonic() >= deadline:
+            raise _refuse(address, 1, f"{running} login check(s) from this address still running")
+        time.sleep(TURN_POLL)
+
+
+def finish_check(address: str, username: str, succeeded: bool | None) -> None:
+    """After the check: a failure is counted for ``username`` (locking the address from the fifth in
+    a row), a success forgets that user's failures; ``None`` (the check itself broke) only ends it."""
     now = clock.now()
+    key = username[:150]
     with transaction.atomic():
         row, _ = ImiLoginFailure.objects.select_for_update().get_or_create(address=address)
-        if row.failures and row.last_failure_at < now - FORGET_FAILURES_AFTER:
-            row.failures = 0
-        row.failures += 1
-        row.last_failure_at = now
-        row.last_username = username[:150]
+        row.checks_running = max(row.checks_running - 1, 0)
+        by_user = dict(row.failures_by_user or {})
+        if succeeded:
+            by_user.pop(key, None)
+        elif succeeded is False:
+            by_user[key] = by_user.get(key, 0) + 1
+            row.last_failure_at, row.last_username = now, key
+        row.failures = sum(by_user.values())
         lock = lock_for(row.failures)
-        row.locked_until = now + lock if lock else None
-        row.save()
-    log.warning(
-        "IMI login failed for user %r from %s (%d failure(s) in a row)%s",
-        username,
-        address,
-        row.failures,
-        f"; address locked out for {int(lock.total_seconds())} s" if lock else "",
-    )
-
-
-def clear_failures(address: str) -> None:
-    ImiLoginFailure.objects.filter(address=address).delete()
+        row.locked_until = row.last_failure_at + lock if lock else None
+        row.failures_by_user = by_user
+        if not by_user and not row.checks_running:
+            row.delete()
+        else:
+            row.save()
+    if succeeded is False:
+        log.warning(
+            "IMI login failed for user %r from %s (%d failure(s) in a row)%s",
+            username,
+            address,
+            row.failures,
+            f"; address locked out for {int(lock.total_seconds())} s" if lock else "",
+        )
 
 
 # --- credentials and sessions -----------------------------------------------------------------------
@@ -103,13 +148,17 @@ def basic_credentials(request) -> tuple[str, str] | None:
 def login_with_credentials(request, credentials):
     """The active user with these credentials, or ITG-0B002 (counted against the address)."""
     address = client_address(request)
-    check_not_locked(address)
     username, password = credentials
-    user = authenticate(request, username=username, password=password) if username else None
-    if user is None or not user.is_active:
-        record_failure(address, username)
+    admit_check(address)
+    try:
+        user = authenticate(request, username=username, password=password) if username else None
+    except BaseException:
+        finish_check(address, username, None)
+        raise
+    succeeded = user is not None and user.is_active
+    finish_check(address, username, succeeded)
+    if not succeeded:
         raise errors.invalid_credentials()
-    clear_failures(address)
     return user
 
 
