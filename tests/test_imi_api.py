@@ -806,3 +806,47 @@ def test_two_scripts_creating_the_same_mac_at_once(api, fleet, postgres):
     assert codes == ["ITG-0A008"] * 5 + ["OK"]
     assert Device.objects.filter(unit_id="00E0C5AABB07").count() == 1
     assert DeploymentEvent.objects.filter(action="device_created").count() == 1
+
+
+@pytest.mark.postgres
+def test_two_opposite_directory_moves_at_once_never_make_a_cycle(api, fleet, postgres, monkeypatch):
+    """Moving A into B and B into A at the same moment: one move is done, the other is refused
+    (ITG-0A004), and the tree keeps a root. The check is slowed down so both requests are inside it
+    together."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devices.imi import services
+
+    a, b = f.directory("A"), f.directory("B")
+    both_checking = threading.Barrier(2, timeout=2)
+    real_subtree = services.subtree
+
+    def slow_subtree(*args):
+        try:
+            both_checking.wait()  # passes only if the two checks can run at the same time
+        except threading.BrokenBarrierError:
+            pass
+        time.sleep(0.2)
+        return real_subtree(*args)
+
+    monkeypatch.setattr(services, "subtree", slow_subtree)
+
+    def move(pair):
+        moved, into = pair
+        return requests.put(
+            api + f"directories/tcdirectories/{into.pk}?operation=move",
+            json=[{"id": str(moved.pk), "type": "tcdirectory"}],
+            auth=ADMIN,
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(move, [(a, b), (b, a)]))
+    outcomes = sorted(r.status_code for r in responses)
+    assert outcomes == [200, 400], [r.text for r in responses]
+    refused = next(r for r in responses if r.status_code == 400)
+    assert refused.json()["errorCode"] == "ITG-0A004"
+    parents = dict(Directory.objects.filter(pk__in=[a.pk, b.pk]).values_list("pk", "parent_id"))
+    assert None in parents.values()  # one of them is still at the root: no cycle

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from ald_portal.importing import normalize_hex_id
 
 from ..device_licenses import delete_device as delete_device_and_licenses
-from ..directories import parent_map, subtree
+from ..directories import subtree
 from ..models import MAC_RE, DeploymentEvent, Device, DeviceCommand, Directory, Firmware
 from ..tasks import enqueue_license_devices
 from . import errors
@@ -354,14 +354,16 @@ def move_into_directory(dir_id, body, actor) -> list[dict]:
     for pk in tc_ids:
         if pk in devices and devices[pk].moved_to_bin:
             raise errors.tc_in_bin(pk)
-    if target is not None and dirs:
-        below = subtree(list(dirs), parent_map())
-        if target.pk in below:
-            raise errors.invalid_body(
-                f"directory {target.pk} is one of the moved directories or below one of them"
-            )
     results, moved_devices, moved_dirs = [], [], []
     with transaction.atomic():
+        if target is not None and dirs:
+            # The tree as it is now, with every directory locked (in id order, the one order every
+            # move takes): two opposite moves at once cannot both pass the check and make a cycle.
+            tree = Directory.objects.select_for_update().order_by("pk").values_list("pk", "parent_id")
+            if target.pk in subtree(list(dirs), dict(tree)):
+                raise errors.invalid_body(
+                    f"directory {target.pk} is one of the moved directories or below one of them"
+                )
         for kind, pk in objects:
             found = devices.get(pk) if kind == "tc" else dirs.get(pk)
             if found is None:
