@@ -71,3 +71,22 @@ def test_each_directory_links_to_the_device_list_showing_as_many_devices(helpdes
         response = helpdesk_client.get(href.replace("&amp;", "&"))
         shown[name] = response.context["table"].paginator.count
     assert shown == {"(root directory)": 1, "Berlin": 3, "Sales": 2, "Floor 2": 1, "Hamburg": 1, "Munich": 1}
+
+
+@pytest.mark.parametrize("new_parent", ["itself", "below"])
+def test_the_admin_refuses_a_parent_that_would_make_a_cycle(admin_client, fleet, new_parent):
+    from devices.models import Directory
+
+    sales, floor = fleet["dirs"]["sales"], fleet["dirs"]["floor"]
+    parent = sales if new_parent == "itself" else floor
+    url = reverse("admin:devices_directory_change", args=[sales.pk])
+    response = admin_client.post(url, {"name": "Sales", "parent": parent.pk})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["parent"] == [
+        f"{parent.name} is Sales itself or one of its subdirectories."
+    ]
+    assert Directory.objects.get(pk=sales.pk).parent_id == fleet["dirs"]["berlin"].pk
+    # a parent elsewhere in the tree is fine
+    elsewhere = fleet["dirs"]["hamburg"]
+    assert admin_client.post(url, {"name": "Sales", "parent": elsewhere.pk}).status_code == 302
+    assert Directory.objects.get(pk=sales.pk).parent_id == elsewhere.pk
