@@ -128,3 +128,17 @@ def test_ctrl_c_stops_both_and_everything_they_started(portal):
     assert "Traceback" not in output
     assert "did not stop in time" not in output
     assert all(group(pid) == [] for pid in kids)
+
+
+def test_a_burst_of_ctrl_c_stops_both_without_a_traceback(portal):
+    """Ctrl-C pressed again and again: the signals only count, so none lands as an exception in the
+    middle of the shutdown (inside a wait for a child, say) and leaves a child running or unreaped."""
+    proc, kids = portal
+    for _ in range(6):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+    output, _ = proc.communicate(timeout=40)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    assert "Stopped the web server and the queue worker." in output
+    assert all(group(pid) == [] for pid in kids)

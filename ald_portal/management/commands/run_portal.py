@@ -11,8 +11,22 @@ from django.core.management.base import BaseCommand
 PROC = Path("/proc")
 
 
-class Stop(Exception):
-    pass
+class Signals:
+    """Counts the stop signals received. The handler only counts: an exception raised wherever a
+    signal happens to land (inside ``Popen.poll``, holding its lock) could leave a child unwaitable."""
+
+    STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.received = []
+        for signum in self.STOP:
+            signal.signal(signum, self._count)
+
+    def _count(self, signum, frame):
+        self.received.append(signum)
+
+    def interrupts(self) -> int:
+        return self.received.count(signal.SIGINT)
 
 
 class Command(BaseCommand):
@@ -33,24 +47,17 @@ class Command(BaseCommand):
             "queue worker": subprocess.Popen(manage + ["qcluster"], start_new_session=True),
         }
 
-        def stop_signal(signum, frame):
-            raise Stop(signum)
-
-        signal.signal(signal.SIGTERM, stop_signal)
-        signal.signal(signal.SIGHUP, stop_signal)
+        signals = Signals()
         self.stdout.write(f"ALD Portal on http://{addr}/ with the queue worker. Ctrl-C stops both.")
         password_file = settings.VAR_DIR / "admin-password.txt"
         if password_file.exists():
             self.stdout.write(f"Log in as admin; the password is in {password_file}.")
-        asked = False
-        try:
-            while all(p.poll() is None for p in procs.values()):
-                time.sleep(0.3)
-        except (KeyboardInterrupt, Stop):
-            asked = True  # Ctrl-C, or a signal for this process: the children are in groups of their own
-        # from here on a further SIGTERM/SIGHUP (make passes one on) must not cut the shutdown short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        while not signals.received and all(p.poll() is None for p in procs.values()):
+            time.sleep(0.3)
+        # Ctrl-C, or a signal for this process (the children are in groups of their own); a further
+        # SIGTERM/SIGHUP (make passes one on) does not cut the shutdown short, a second Ctrl-C does
+        asked = bool(signals.received)
+        interrupts = signals.interrupts()
         if not asked:
             for name, p in procs.items():
                 if p.poll() is not None:
@@ -62,29 +69,27 @@ class Command(BaseCommand):
                 p.terminate()
             else:
                 signal_group(p, signal.SIGTERM)  # its leader is gone: nobody else will stop them
-        self._wait(procs, 20)
+        self._wait(procs, 20, lambda: signals.interrupts() > interrupts)
 
-    def _wait(self, procs, seconds):
-        """Wait until no process of either group is left; past ``seconds``, or at a second Ctrl-C,
-        end what is left."""
+    def _wait(self, procs, seconds, hurry):
+        """Wait until no process of either group is left; past ``seconds``, or when ``hurry()`` (a
+        second Ctrl-C), end what is left."""
         deadline = time.monotonic() + seconds
-        try:
-            while True:
-                left = [name for name, p in procs.items() if p.poll() is None or group_alive(p)]
-                if not left:
-                    break
-                if time.monotonic() > deadline:
-                    for name in left:
-                        self.stderr.write(f"The {name} did not stop in time; ending it.")
-                    break
-                time.sleep(0.1)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
-            pass
-        finally:
-            for p in procs.values():
-                signal_group(p, signal.SIGKILL)
-                p.wait()
+        while not hurry():
+            left = [name for name, p in procs.items() if p.poll() is None or group_alive(p)]
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                for name in left:
+                    self.stderr.write(f"The {name} did not stop in time; ending it.")
+                break
+            time.sleep(0.1)
+        for p in procs.values():
+            signal_group(p, signal.SIGKILL)
+            p.wait()
         self.stdout.write("Stopped the web server and the queue worker.")
+        for signum in Signals.STOP:  # all stopped: a late Ctrl-C must not turn the exit into a kill
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def signal_group(proc, signum):
