@@ -7,6 +7,7 @@ class AldPortalConfig(AppConfig):
     verbose_name = "ALD Portal"
 
     def ready(self):
+        from . import lookups  # noqa: F401 (registers field__among)
         from .roles import ensure_roles
 
         # after every migrate (all apps' permissions exist by then): the role groups hold their permissions

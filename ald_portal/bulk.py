@@ -83,3 +83,34 @@ def refresh_statistics(*models, conn=None) -> None:
     qn = conn.ops.quote_name
     with conn.cursor() as cursor:
         cursor.execute("ANALYZE " + ", ".join(qn(m._meta.db_table) for m in models))
+
+
+class ReusableQuery:
+    """A queryset compiled to SQL once and run again and again with one parameter changed.
+
+    Building and compiling a queryset with subqueries costs milliseconds of Python, more than the
+    database needs to run it; a loop that runs the same query per batch (only a claim token
+    differs) pays it once here. ``marker`` is a value the queryset filters on exactly once; ``rows
+    (value)`` runs the query with ``value`` in its place and returns the rows as ``values_list``
+    would (with the fields' converters). Compiled for the connection of the thread that builds
+    it: use it in that thread only, for as long as the data it was built from holds (one cycle)."""
+
+    def __init__(self, queryset, marker):
+        self.compiler = queryset.query.get_compiler(using=queryset.db)
+        self.sql, params = self.compiler.as_sql()
+        slots = [i for i, p in enumerate(params) if p == marker]
+        if len(slots) != 1:
+            raise ValueError(f"the marker must be a parameter exactly once, found {len(slots)} times")
+        self.params, self.slot = list(params), slots[0]
+        fields = [s[0] for s in self.compiler.select[: self.compiler.col_count]]
+        self.converters = self.compiler.get_converters(fields)
+
+    def rows(self, value) -> list[tuple]:
+        params = self.params.copy()
+        params[self.slot] = value
+        with self.compiler.connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        if self.converters:
+            rows = [tuple(r) for r in self.compiler.apply_converters(rows, self.converters)]
+        return rows

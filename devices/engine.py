@@ -8,18 +8,22 @@ of queries per batch, never one per device. Any number of cycles may run at once
 on only by the holder of its claim, and a claim left by a dead worker is replayed against the same
 pack, so nothing is lost or doubled."""
 
+import gc
 import logging
 import uuid
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from ald_portal import clock
-from ald_portal.bulk import insert_rows, refresh_statistics
+from ald_portal.bulk import ReusableQuery, insert_rows, refresh_statistics
+from ald_portal.lookups import Values
 from licensing.contract import LicenseServiceError
 from licensing.models import ProductType
 
@@ -101,9 +105,9 @@ class PackState:
     def selects(self, directory_id) -> bool:
         return self.directories is None or directory_id in self.directories
 
-    @property
-    def order_key(self):
-        return (-self.used, self.pack.registered_at, self.pack.pk)
+    def __post_init__(self):
+        # ALD takes from the most allocated pack first; among equally allocated, the earliest registered
+        self.rank = (self.pack.registered_at, self.pack.pk)
 
 
 @dataclass
@@ -129,8 +133,10 @@ class CycleReport:
         }
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A device needing a license for one service, as the planner sees it (a tuple: a cycle makes
+    one per needy device, twice)."""
+
     device_id: int
     unit_id: str
     directory_id: int | None
@@ -169,6 +175,20 @@ class Planner:
         self.by_pack = {s.pack.pack_id: s for s in states}
         self.today = today
         self.minimum_os = minimum_os_for(service)
+        self._selecting = {}  # directory ID -> the packs whose conditions select it (fixed for a cycle)
+        self._claimed_needy = {}
+
+    def claimed_needy(self, exchange_days, include_excluded) -> "ClaimedNeedy":
+        key = (exchange_days, include_excluded)
+        if key not in self._claimed_needy:
+            self._claimed_needy[key] = ClaimedNeedy(self.service, self.today, exchange_days, include_excluded)
+        return self._claimed_needy[key]
+
+    def selecting(self, directory_id) -> list[PackState]:
+        found = self._selecting.get(directory_id)
+        if found is None:
+            found = self._selecting[directory_id] = [s for s in self.states if s.selects(directory_id)]
+        return found
 
     def renewal_pack(self, c: Candidate, exclude=()) -> PackState | None:
         """The pack of the device's license, if it was renewed: a later expiry than the license."""
@@ -179,11 +199,12 @@ class Planner:
         return state if expiry is None or expiry > c.held_until else None
 
     def choose(self, c: Candidate, exclude=()) -> tuple[PackState | None, str | None]:
-        renewed = self.renewal_pack(c, exclude)
-        if renewed is not None:
-            return renewed, None
+        if c.held_pack_id is not None:
+            renewed = self.renewal_pack(c, exclude)
+            if renewed is not None:
+                return renewed, None
         # ``exclude`` only withdraws the renewal; refused packs are out through their counters or usability.
-        selecting = [s for s in self.states if s.selects(c.directory_id)]
+        selecting = self.selecting(c.directory_id)
         if not selecting:
             return None, WaitingReason.NO_ELIGIBLE_PACK
         if self.minimum_os and c.os_key < self.minimum_os:
@@ -196,13 +217,19 @@ class Planner:
             usable = [s for s in usable if s.pack.expiry_date is None or s.pack.expiry_date > c.held_until]
             if not usable:
                 return None, WaitingReason.NO_LATER_PACK
-        with_free = [s for s in usable if s.free > 0]
-        if not with_free:
+        # the most allocated pack with free licenses, the earliest registered (rank) among equals
+        best = None
+        for s in usable:
+            if s.used < s.total and (
+                best is None or s.used > best.used or (s.used == best.used and s.rank < best.rank)
+            ):
+                best = s
+        if best is None:
             # a device that still holds a valid license waits for an exchange, not for a license
             return None, WaitingReason.NO_LATER_PACK if c.holds_valid_license(
                 self.today
             ) else WaitingReason.NO_FREE_LICENSE
-        return min(with_free, key=lambda s: s.order_key), None
+        return best, None
 
     def is_renewal(self, c: Candidate, state: PackState) -> bool:
         return c.held_pack_id == state.pack.pack_id
@@ -254,6 +281,12 @@ def needy_devices(
 ) -> list[Candidate]:
     """The needy devices as planning candidates, earliest registered first (they were waiting
     longest), each with the license it holds for the service. One query."""
+    return list(
+        map(Candidate._make, _candidates(service, scope, today, device_ids, exchange_days, include_excluded))
+    )
+
+
+def _candidates(service, scope, today, device_ids, exchange_days, include_excluded):
     qs = needy_queryset(service, scope, today, device_ids, exchange_days, include_excluded)
     current = DeviceLicense.objects.filter(
         device=OuterRef("pk"), service=service, status=LicenseStatus.CURRENT
@@ -267,7 +300,22 @@ def needy_devices(
         .order_by("registration_date", "pk")
         .values_list("pk", "unit_id", "directory_id", "firmware__version_key", "held_pack_id", "held_until")
     )
-    return [Candidate(*row) for row in rows]
+    return rows
+
+
+class ClaimedNeedy:
+    """The re-check every batch makes under its claim: which of the devices claimed with a token
+    still need the service, and what they hold now (needy_devices over the token's claims). The
+    query is compiled once per cycle and service and run per batch with the batch's token."""
+
+    def __init__(self, service, today, exchange_days, include_excluded):
+        marker = f"claim-token-{uuid.uuid4()}"
+        claimed = LicenseRequest.objects.filter(claim_token=marker).values("device_id")
+        rows = _candidates(service, None, today, claimed, exchange_days, include_excluded)
+        self.query = ReusableQuery(rows, marker)
+
+    def __call__(self, token) -> list[Candidate]:
+        return list(map(Candidate._make, self.query.rows(token)))
 
 
 # PostgreSQL: re-ANALYZE the tables ALD fills after this many devices in a cycle (see
@@ -293,8 +341,28 @@ def _no_jit():
             cursor.execute("SET jit = off")
 
 
+@contextmanager
+def collector_paused():
+    """Python's cycle collector paused: a cycle makes hundreds of thousands of small objects (rows,
+    candidates, tuples to insert) and none of them in reference cycles, yet each collection it
+    triggers walks all of them again, a tenth of the cycle's time. It resumes when the cycle ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def run_cycle(device_ids=None, dry_run=False) -> CycleReport:
     """One ALD cycle over all devices, or over ``device_ids`` (the registration trigger)."""
+    with collector_paused():
+        return _run_cycle(device_ids, dry_run)
+
+
+def _run_cycle(device_ids, dry_run) -> CycleReport:
     report = CycleReport(dry_run=dry_run)
     conf = DeploymentSettings.load()
     if not conf.ald_enabled:
@@ -460,6 +528,7 @@ class _Batch:
         self.waiting = {}  # device_id -> (Candidate, reason)
         self.unreachable = set()
         self.kept = set()  # claims of devices no longer needy whose abandoned slot could not be freed yet
+        self._messages = {}  # (source, pack ID, expiry, already held) -> executed action message
 
     # --- claims -------------------------------------------------------------------------------
     def _claim(self, batch) -> dict[int, str]:
@@ -468,7 +537,7 @@ class _Batch:
         lease = now + timedelta(seconds=settings.ALD_CLAIM_SECONDS)
         ids = [c.device_id for c in batch]
         existing = dict(
-            LicenseRequest.objects.filter(service=self.service, device_id__in=ids).values_list(
+            LicenseRequest.objects.filter(service=self.service, device_id__among=Values(ids)).values_list(
                 "device_id", "claimed_until"
             )
         )
@@ -511,12 +580,8 @@ class _Batch:
             return
         # Re-check under the claim: another worker may have licensed some of them meanwhile. What
         # the devices hold now is read here, under the claim, and is what the licenses are based on.
-        ours = LicenseRequest.objects.filter(claim_token=self.token).values("device_id")
         fresh = {
-            c.device_id: c
-            for c in needy_devices(
-                self.service, None, self.today, ours, self.exchange_days, include_excluded=self.manual
-            )
+            c.device_id: c for c in self.planner.claimed_needy(self.exchange_days, self.manual)(self.token)
         }
         still = {d for d in fresh if d in owned}
         gone = [d for d in owned if d not in still]
@@ -634,28 +699,31 @@ class _Batch:
                 DeviceLicense.objects.filter(
                     device_id__in=holding, service=self.service, status=LicenseStatus.CURRENT
                 ).update(status=LicenseStatus.SUPERSEDED)
-            if licensed_ids:
-                insert_rows(
-                    DeviceLicense,
-                    LICENSE_FIELDS,
-                    [
-                        (
-                            d,
-                            c.unit_id,
-                            self.service,
-                            g.pack_id,
-                            state.pack.product_type,
-                            now,
-                            g.expiry_date,
-                            state.pack.product_type == ProductType.DEMO,
-                            self._source(c, state),
-                            LicenseStatus.CURRENT.value,
-                        )
-                        for d, (c, g, state) in self.granted.items()
-                    ],
+            licenses, events = [], []
+            current = LicenseStatus.CURRENT.value
+            for d, (c, g, state) in self.granted.items():
+                source = self._source(c, state)
+                product_type = state.pack.product_type
+                licenses.append(
+                    (
+                        d,
+                        c.unit_id,
+                        self.service,
+                        g.pack_id,
+                        product_type,
+                        now,
+                        g.expiry_date,
+                        product_type == ProductType.DEMO,
+                        source,
+                        current,
+                    )
                 )
-                LicenseWait.objects.filter(device_id__in=licensed_ids, service=self.service).delete()
-            events = [self._deploy_event(now, d, c, g, state) for d, (c, g, state) in self.granted.items()]
+                events.append(self._deploy_event(now, d, c, g, source))
+            if licensed_ids:
+                insert_rows(DeviceLicense, LICENSE_FIELDS, licenses)
+                LicenseWait.objects.filter(
+                    device_id__among=Values(licensed_ids), service=self.service
+                ).delete()
             if waiting_ids:
                 events += self._record_waits(waiting_ids, now)
             insert_events(events)
@@ -687,27 +755,30 @@ class _Batch:
             return LicenseSource.EXCHANGE
         return LicenseSource.ALD
 
-    def _deploy_event(self, now, d, c: Candidate, g, state: PackState) -> tuple:
-        source = self._source(c, state)
+    def _deploy_event(self, now, d, c: Candidate, g, source: str) -> tuple:
         expiry = g.expiry_date or "never"
         if source == LicenseSource.RENEWAL:
-            action = DeploymentEvent.Action.RENEW
+            action = DeploymentEvent.Action.RENEW.value
             message = f"{self.service} license of {g.pack_id} renewed: expires {expiry} (was {c.held_until})"
         elif source == LicenseSource.EXCHANGE:
-            action = DeploymentEvent.Action.EXCHANGE
+            action = DeploymentEvent.Action.EXCHANGE.value
             message = (
                 f"{self.service} license exchanged: {c.held_pack_id} (expires {c.held_until}) -> "
                 f"{g.pack_id} (expires {expiry})"
             )
-        elif source == LicenseSource.MANUAL:
-            action = DeploymentEvent.Action.DEPLOY
-            message = f"{self.service} license from {g.pack_id} licensed manually (expires {expiry})"
-        else:
-            action = DeploymentEvent.Action.DEPLOY
-            message = f"{self.service} license from {g.pack_id} deployed (expires {expiry})"
-            if g.already_held:
-                message += "; the slot was already bound at the licensing service"
-        return (now, self.actor, action.value, SUCCESS, d, c.unit_id, g.pack_id, self.service, message)
+        else:  # the same words for every device licensed from a pack: made once per batch
+            action = DeploymentEvent.Action.DEPLOY.value
+            key = (source, g.pack_id, expiry, g.already_held)
+            message = self._messages.get(key)
+            if message is None:
+                if source == LicenseSource.MANUAL:
+                    message = f"{self.service} license from {g.pack_id} licensed manually (expires {expiry})"
+                else:
+                    message = f"{self.service} license from {g.pack_id} deployed (expires {expiry})"
+                    if g.already_held:
+                        message += "; the slot was already bound at the licensing service"
+                self._messages[key] = message
+        return (now, self.actor, action, SUCCESS, d, c.unit_id, g.pack_id, self.service, message)
 
     def _record_waits(self, waiting_ids, now) -> list[DeploymentEvent]:
         if self.manual:
@@ -726,7 +797,7 @@ class _Batch:
             ]
         existing = {
             w.device_id: w
-            for w in LicenseWait.objects.filter(service=self.service, device_id__in=waiting_ids)
+            for w in LicenseWait.objects.filter(service=self.service, device_id__among=Values(waiting_ids))
         }
         new, changed, same = [], [], []
         events = []

@@ -20,6 +20,7 @@ from django.db.models import Count, F
 
 from ald_portal import clock
 from ald_portal.bulk import insert_rows
+from ald_portal.lookups import Values
 
 from .certificates import certificate_subject, fingerprint_of, load_certificate, signature_valid
 from .contract import (
@@ -209,9 +210,9 @@ def _request_licenses_once(pack_id, units, caller) -> AllocationResult:
     with transaction.atomic():
         pack = _load_pack(pack_id, caller)
         held = dict(
-            LicenseSlot.objects.filter(pack=pack, unit_id__in=units, released_at__isnull=True).values_list(
-                "unit_id", "bound_at"
-            )
+            LicenseSlot.objects.filter(
+                pack=pack, unit_id__among=Values(units), released_at__isnull=True
+            ).values_list("unit_id", "bound_at")
         )
         new_units = [u for u in units if u not in held]
         taken = _take(pack.pk, len(new_units))

@@ -63,3 +63,35 @@ def test_batches_cost_a_bounded_number_of_queries_each(settings):
         run_cycle()
     assert DeviceLicense.objects.count() == 500
     assert len(ctx.captured_queries) <= 20 + 5 * 30, len(ctx.captured_queries)  # 5 batches
+
+
+def test_the_cycle_collector_is_paused_during_a_cycle_and_back_after(monkeypatch):
+    """A cycle pauses Python's cycle collector (it would walk the cycle's rows again and again) and
+    turns it back on when the cycle ends, also when the cycle fails."""
+    import gc
+
+    from devices import engine
+
+    f.ald_on()
+    f.pack("WE-AAAAA", total=3)
+    f.register_all()
+    f.devices(3)
+    seen = []
+    real_load = engine.load_pack_states
+
+    def load(today):
+        seen.append(gc.isenabled())
+        return real_load(today)
+
+    monkeypatch.setattr(engine, "load_pack_states", load)
+    assert gc.isenabled()
+    assert len(run_cycle().licensed_devices) == 3
+    assert seen == [False] and gc.isenabled()
+
+    def broken(today):
+        raise RuntimeError("pack states unreadable")
+
+    monkeypatch.setattr(engine, "load_pack_states", broken)
+    with pytest.raises(RuntimeError, match="pack states unreadable"):
+        run_cycle()
+    assert gc.isenabled()
