@@ -311,7 +311,8 @@ class LicenseWait(models.Model):
     """A device that needs a license for a service and could not get one yet (docs/DESIGN.md invariant 3).
     The next sweep retries it; the row goes when the device is licensed."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="waits")
+    # no index of its own: the unique (device, service) index serves every lookup by device
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="waits", db_index=False)
     service = models.CharField(max_length=40)
     reason = models.CharField(max_length=20, choices=WaitingReason.choices)
     since = models.DateTimeField(default=clock.now)
@@ -333,7 +334,10 @@ class LicenseRequest(models.Model):
     that died expires and the next sweep asks the same pack again, which returns the slot already
     bound instead of a second one."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="license_requests")
+    # no index of its own: the unique (device, service) index serves every lookup by device
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="license_requests", db_index=False
+    )
     service = models.CharField(max_length=40)
     pack_id = models.CharField(max_length=20)
     claim_token = models.CharField(max_length=36, db_index=True)
