@@ -125,7 +125,7 @@ ILS_CONNECT_TIMEOUT = float(os.environ.get("ILS_CONNECT_TIMEOUT", "5"))
 ILS_READ_TIMEOUT = float(os.environ.get("ILS_READ_TIMEOUT", "30"))
 ILS_RETRIES = int(os.environ.get("ILS_RETRIES", "3"))
 ILS_BACKOFF_SECONDS = float(os.environ.get("ILS_BACKOFF_SECONDS", "0.5"))
-ALD_BATCH_SIZE = int(os.environ.get("ALD_BATCH_SIZE", "500"))
+ALD_BATCH_SIZE = int(os.environ.get("ALD_BATCH_SIZE", "2000"))
 # How long a worker may hold a device's license request before another worker takes it over.
 ALD_CLAIM_SECONDS = int(os.environ.get("ALD_CLAIM_SECONDS", "120"))
 PORTAL_UMS_NAME = os.environ.get("PORTAL_UMS_NAME", "ALD Portal UMS")

@@ -90,8 +90,6 @@ def setup_environment(args, workdir):
     url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
     if url.startswith("postgres"):
         recreate_postgres(url)
-        if args.batch_size is None:
-            args.batch_size = 2000
     if args.batch_size is not None:
         os.environ["ALD_BATCH_SIZE"] = str(args.batch_size)
     os.environ["DATABASE_URL"] = url
@@ -427,8 +425,7 @@ def main(argv=None):
         "--batch-size",
         type=int,
         default=None,
-        help="ALD_BATCH_SIZE for the run (default: the setting's default, 500, on SQLite; 2000 on "
-        "PostgreSQL, as the scale-out profile recommends)",
+        help="ALD_BATCH_SIZE for the run (default: the setting's default, 2000)",
     )
     parser.add_argument("--latency-samples", type=int, default=40)
     parser.add_argument("--page-repeats", type=int, default=20)
