@@ -265,12 +265,21 @@ class ExportMixin:
         fmt = request.GET.get("export")
         if fmt not in FORMATS:  # no (or an unknown) format: the page, as any odd parameter gives
             return super().get(request, *args, **kwargs)
-        # as FilterView.get: an invalid filter under strict mode lists (and so exports) nothing
         self.filterset = self.get_filterset(self.get_filterset_class())
-        if not self.filterset.is_bound or self.filterset.is_valid() or not self.get_strict():
-            self.object_list = self.filterset.qs
-        else:
-            self.object_list = self.filterset.queryset.none()
+        if self.filterset.is_bound and not self.filterset.is_valid() and self.get_strict():
+            # the page lists nothing and shows why; a file would be empty without saying so
+            return filter_errors_response(self.filterset)
+        self.object_list = self.filterset.qs
         table = self.get_table_class()(data=self.get_table_data(), **self.get_table_kwargs())
         RequestConfig(request, paginate=False).configure(table)
         return export_response(table, fmt, self.export_basename)
+
+
+def filter_errors_response(filterset) -> HttpResponse:
+    """400, in plain text: each filter that is not valid with what is wrong (the messages name the
+    value), so a script asking for an export learns why there is no file."""
+    lines = ["No export: a filter is not valid."]
+    for name, errors in filterset.errors.items():
+        label = filterset.form.fields[name].label if name in filterset.form.fields else name
+        lines += [f"{label or name} ({name}): {error}" for error in errors]
+    return HttpResponse("\n".join(lines) + "\n", status=400, content_type="text/plain; charset=utf-8")

@@ -184,3 +184,10 @@ def test_activity_export_has_the_filtered_rows_and_formulas_as_text(helpdesk_cli
     assert detail == ["Comment '' -> '=cmd'"]  # starts with C: not a formula
     comment = json.loads(helpdesk_client.get(ACTIVITY, {"export": "json"}).content)
     assert len(comment) == 3
+
+
+def test_activity_export_with_a_day_that_is_no_day_is_refused_naming_it(helpdesk_client, log):
+    response = helpdesk_client.get(ACTIVITY, {"since": "yesterday", "export": "csv"})
+    assert response.status_code == 400
+    assert "'yesterday' is not a day; write it as YYYY-MM-DD." in response.content.decode()
+    assert "(since)" in response.content.decode()

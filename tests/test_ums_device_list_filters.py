@@ -69,3 +69,15 @@ def test_a_firmware_that_is_no_firmware_is_an_error_naming_the_value(helpdesk_cl
     response = helpdesk_client.get(URL, {"firmware": "abc"})
     assert names(response) == []
     assert "Firmware &#x27;abc&#x27; is not one of the firmwares." in response.content.decode()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "json"])
+def test_an_export_under_a_filter_that_is_not_valid_says_why_instead_of_an_empty_file(
+    helpdesk_client, fleet, fmt
+):
+    response = helpdesk_client.get(URL, {"firmware": "abc", "export": fmt})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode() == (
+        "No export: a filter is not valid.\nFirmware (firmware): Firmware 'abc' is not one of the firmwares.\n"
+    )
