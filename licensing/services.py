@@ -315,14 +315,12 @@ def register_ums_id(
 
 def register_ums_certificate(company, certificate_pem: str, name: str, *, actor: str) -> UmsId:
     """ILP *Register UMS ID*: upload the certificate a UMS exported, give it a name."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError({"name": "Give the UMS ID a name."})
+    name = ums_id_name(name)
     cert = load_certificate(certificate_pem)
     fingerprint = fingerprint_of(cert)
     if UmsId.objects.filter(fingerprint=fingerprint).exists():
         raise ValidationError({"certificate": f"UMS ID {fingerprint} is registered already."})
-    return register_ums_id(company, fingerprint, name[:200], certificate_pem.strip(), actor=actor)
+    return register_ums_id(company, fingerprint, name, certificate_pem.strip(), actor=actor)
 
 
 def _portal_event(actor, action, message, ums=None, subscription_key=None, packs=()):
@@ -337,7 +335,8 @@ def _portal_event(actor, action, message, ums=None, subscription_key=None, packs
     log.info("%s: %s", actor, message)
 
 
-def rename_ums_id(ums: UmsId, name: str, *, actor: str) -> bool:
+def ums_id_name(name) -> str:
+    """A UMS ID name as given in the License Portal: trimmed, not empty, at most 200 characters."""
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "The UMS ID name must not be empty."})
@@ -345,6 +344,11 @@ def rename_ums_id(ums: UmsId, name: str, *, actor: str) -> bool:
         raise ValidationError(
             {"name": f"The UMS ID name is {len(name)} characters long; at most 200 are allowed."}
         )
+    return name
+
+
+def rename_ums_id(ums: UmsId, name: str, *, actor: str) -> bool:
+    name = ums_id_name(name)
     if name == ums.name:
         return False
     with transaction.atomic():

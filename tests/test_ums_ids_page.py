@@ -379,3 +379,21 @@ def test_registering_for_a_company_that_is_no_id_is_refused_by_name(ilp_client, 
     assert response.status_code == 400
     assert f"Company &#x27;{company}&#x27; does not exist." in response.content.decode()
     assert not UmsId.objects.filter(name="UMS Odd").exists()
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("U" * 201, "The UMS ID name is 201 characters long; at most 200 are allowed."),
+        ("   ", "The UMS ID name must not be empty."),
+    ],
+)
+def test_registering_with_a_name_too_long_or_empty_is_refused_by_name(ilp_client, ums, name, message):
+    """Not cut to 200 characters behind the user's back: refused, as renaming refuses it."""
+    _, cert, fingerprint = make_ums_key_pair("UMS Long")
+    response = ilp_client.post(
+        reverse("licensing:ums_id_register"), {"company": ums.company_id, "name": name, "certificate": cert}
+    )
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not UmsId.objects.filter(fingerprint=fingerprint).exists()
