@@ -170,6 +170,17 @@ def remove_license(license_id: int | None, actor: str, device_id: int | None = N
     now = clock.now()
     device = lic.device
     with transaction.atomic():
+        # Two removals of the same license at once both reach this point (the slot is freed once:
+        # the later release finds it free); only the first to lock the license removes it.
+        if (
+            not DeviceLicense.objects.select_for_update()
+            .filter(pk=lic.pk)
+            .exclude(status=LicenseStatus.REVOKED)
+            .values_list("pk", flat=True)[:1]
+        ):
+            raise ValidationError(
+                {"license_id": f"license_id {license_id}: removed meanwhile by someone else."}
+            )
         DeviceLicense.objects.filter(device=device, pack_id=lic.pack_id, service=lic.service).exclude(
             status=LicenseStatus.REVOKED
         ).update(status=LicenseStatus.REVOKED, revoked_at=now)

@@ -129,8 +129,10 @@ def test_a_reusable_query_returns_what_the_queryset_returns_for_each_value():
     insert_rows(LicenseRequest, CLAIM_FIELDS, [claim(devices[2], "t-b")])
 
     def claims(token):
-        return LicenseRequest.objects.filter(claim_token=token).order_by("device_id").values_list(
-            "device_id", "claimed_until"
+        return (
+            LicenseRequest.objects.filter(claim_token=token)
+            .order_by("device_id")
+            .values_list("device_id", "claimed_until")
         )
 
     query = ReusableQuery(claims("marker-1"), "marker-1")

@@ -187,3 +187,36 @@ def test_license_manually_offers_the_likeliest_pack_first_and_says_which_are_not
         ("WE-FULL1", "WE-FULL1 · IGEL WE · 0 free, expires 2027-12-03"),
         ("WE-GONE1", "WE-GONE1 · IGEL WE · not in force (expired, expires 2026-12-01)"),
     ]
+
+
+def test_two_removals_of_one_license_at_once_remove_it_once(monkeypatch):
+    """The second removal reaches the licensing service while the first is still under way; it finds
+    the slot free and, once the first has finished, the license revoked: it says so and writes no
+    second executed action."""
+    from devices import device_licenses
+
+    f.ald_on()
+    f.pack("WE-TWICE", total=5)
+    f.register_all()
+    dev = f.device()
+    run_cycle()
+    lic = DeviceLicense.objects.get(device=dev)
+    real_release = device_licenses._release
+    calls = []
+
+    def release_while_the_other_finishes(pack_id, unit_id):
+        calls.append(unit_id)
+        if len(calls) == 1:  # the other administrator's removal runs through in the meantime
+            remove_license(lic.pk, actor="bob")
+        return real_release(pack_id, unit_id)
+
+    monkeypatch.setattr(device_licenses, "_release", release_while_the_other_finishes)
+    with pytest.raises(ValidationError) as refused:
+        remove_license(lic.pk, actor="alice")
+    assert refused.value.message_dict == {
+        "license_id": [f"license_id {lic.pk}: removed meanwhile by someone else."]
+    }
+    assert used("WE-TWICE") == 0
+    assert RegisteredPack.objects.get(pack_id="WE-TWICE").used == 0
+    removals = DeploymentEvent.objects.filter(action="remove")
+    assert list(removals.values_list("actor", flat=True)) == ["bob"]
