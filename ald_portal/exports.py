@@ -260,11 +260,14 @@ class ExportMixin:
     exactly the rows the page lists under the same filters and sort (every page, not one)."""
 
     export_basename = "export"
+    export_formats = FORMATS  # all the view answers (a view may answer more formats itself)
 
     def get(self, request, *args, **kwargs):
         fmt = request.GET.get("export")
-        if fmt not in FORMATS:  # no (or an unknown) format: the page, as any odd parameter gives
+        if not fmt:
             return super().get(request, *args, **kwargs)
+        if fmt not in FORMATS:
+            return unknown_format_response(fmt, self.export_formats)
         self.filterset = self.get_filterset(self.get_filterset_class())
         if self.filterset.is_bound and not self.filterset.is_valid() and self.get_strict():
             # the page lists nothing and shows why; a file would be empty without saying so
@@ -283,3 +286,12 @@ def filter_errors_response(filterset) -> HttpResponse:
         label = filterset.form.fields[name].label if name in filterset.form.fields else name
         lines += [f"{label or name} ({name}): {error}" for error in errors]
     return HttpResponse("\n".join(lines) + "\n", status=400, content_type="text/plain; charset=utf-8")
+
+
+def unknown_format_response(fmt, formats) -> HttpResponse:
+    """400, in plain text: the export asked for is none the page gives."""
+    return HttpResponse(
+        f"No export: export {fmt!r} is not one of {', '.join(formats)}.\n",
+        status=400,
+        content_type="text/plain; charset=utf-8",
+    )

@@ -32,3 +32,9 @@ class HardwareSearchView(LoginRequiredMixin, ExportMixin, SingleTableMixin, Filt
         # One identifier finds few unit IDs: their MACs in one query, for the page and the export alike.
         unit_ids = set(self.object_list.values_list("unit_id", flat=True).order_by().distinct())
         return {"macs": macs_of_unit_ids(unit_ids) if unit_ids else {}}
+
+    def get_table(self, **kwargs):
+        table = super().get_table(**kwargs)
+        if not self.filterset.form.is_valid() or not self.filterset.form.cleaned_data.get("hardware"):
+            table.empty_text = "Give a unit ID or MAC to see the licenses bound to it."
+        return table

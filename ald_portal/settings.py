@@ -94,7 +94,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_SQLITE_NAME") or None}
 DB_IS_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if not os.environ.get("DATABASE_URL"):
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # owner only: the database holds the UMS ID's private key, the folder the license signing key
+    VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- queue (docs/DESIGN.md section 5) ----------------------------------------------------------------

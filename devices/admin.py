@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from .directories import paths
 from .forms import DeviceAdminForm
 from .models import (
     DeploymentEvent,
@@ -20,8 +21,23 @@ from .models import (
 )
 
 
+class DirectoryChoicesByPath:
+    """Directory drop-downs name each directory by its path ("Berlin / Sales"): two directories of
+    one name under different parents are otherwise indistinguishable."""
+
+    directory_fields = ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name in self.directory_fields and field is not None:
+            labels = dict(paths())  # one query for the whole drop-down
+            field.label_from_instance = lambda directory: labels.get(directory.pk, directory.name)
+        return field
+
+
 @admin.register(Directory)
-class DirectoryAdmin(admin.ModelAdmin):
+class DirectoryAdmin(DirectoryChoicesByPath, admin.ModelAdmin):
+    directory_fields = ("parent",)
     list_display = ("name", "id", "parent", "moved_to_bin")
     list_select_related = ("parent",)
     list_filter = ("moved_to_bin",)
@@ -36,7 +52,8 @@ class FirmwareAdmin(admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(DirectoryChoicesByPath, admin.ModelAdmin):
+    directory_fields = ("directory",)
     form = DeviceAdminForm
     list_display = ("name", "unit_id", "mac", "directory", "firmware", "last_ip", "site", "moved_to_bin")
     list_filter = ("moved_to_bin", "firmware", "directory", "site")

@@ -11,7 +11,7 @@ from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
 from ald_portal import clock
-from ald_portal.exports import ExportMixin
+from ald_portal.exports import FORMATS, ExportMixin, filter_errors_response
 
 from .device_licenses import (
     clear_exclusion,
@@ -31,7 +31,6 @@ from .models import (
     DeploymentEvent,
     DeploymentSettings,
     Device,
-    DeviceLicense,
     Notification,
     ReconciliationReport,
     RegisteredPack,
@@ -373,11 +372,14 @@ class DeviceLicenseListView(PortalListView):
     def get_queryset(self):
         return licenses_with_state().order_by("unit_id", "service", "-issued_at", "pk")
 
+    export_formats = (*FORMATS, "unit_ids")
+
     def get(self, request, *args, **kwargs):
         if request.GET.get("export") == "unit_ids":
             filterset = self.get_filterset(self.get_filterset_class())
-            rows = filterset.qs if filterset.is_valid() else DeviceLicense.objects.none()
-            return unit_id_list_response(rows, self.export_basename)
+            if not filterset.is_valid():
+                return filter_errors_response(filterset)
+            return unit_id_list_response(filterset.qs, self.export_basename)
         return super().get(request, *args, **kwargs)
 
 

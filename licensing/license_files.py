@@ -68,7 +68,7 @@ def signing_key() -> Ed25519PrivateKey:
     write it, the other reads what that one wrote."""
     path = _key_path()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST, require_safe
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
-from ald_portal.exports import FORMATS, ExportMixin, export_response
+from ald_portal.exports import FORMATS, ExportMixin, export_response, unknown_format_response
 
 from . import services
 from .contract import LicenseServiceError
@@ -45,8 +45,10 @@ ORDER_CHANGE_PERMISSION = "licensing.change_order"
 def export_requested(request, table, basename):
     """``?export=csv|xlsx|json`` on a page with a table: the whole sorted table as a file, else None."""
     fmt = request.GET.get("export")
-    if fmt not in FORMATS:
+    if not fmt:
         return None
+    if fmt not in FORMATS:
+        return unknown_format_response(fmt, FORMATS)
     RequestConfig(request, paginate=False).configure(table)
     return export_response(table, fmt, basename)
 

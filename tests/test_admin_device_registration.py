@@ -56,3 +56,19 @@ def test_garbage_is_refused_by_field_and_nothing_is_saved(admin_client, field, v
     assert list(errors) == [field]
     assert repr(value) in errors[field][0] or value in errors[field][0]
     assert not Device.objects.exists()
+
+
+def test_the_directory_drop_downs_name_directories_by_their_path(admin_client, django_assert_max_num_queries):
+    """Two "Sales" under different parents are told apart ("Berlin / Sales", "Portland / Sales")."""
+    berlin, portland = f.directory("Berlin"), f.directory("Portland")
+    sales_berlin, sales_portland = f.directory("Sales", parent=berlin), f.directory("Sales", parent=portland)
+    html = admin_client.get("/admin/devices/device/add/").content.decode()
+    assert f'<option value="{sales_berlin.pk}">Berlin / Sales</option>' in html
+    assert f'<option value="{sales_portland.pk}">Portland / Sales</option>' in html
+    moved = admin_client.get(f"/admin/devices/directory/{sales_berlin.pk}/change/").content.decode()
+    assert f'<option value="{portland.pk}">Portland</option>' in moved
+    assert f'<option value="{sales_portland.pk}">Portland / Sales</option>' in moved
+    for n in range(20):
+        f.directory(f"Floor {n}", parent=sales_berlin)
+    with django_assert_max_num_queries(12):  # the labels come from one query, not one per directory
+        admin_client.get("/admin/devices/device/add/")

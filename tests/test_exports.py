@@ -389,10 +389,20 @@ def test_anonymous_export_is_sent_to_login(client, db, url, fmt):
     assert response["Location"].startswith(reverse("login"))
 
 
-def test_unknown_export_format_gives_the_page(reader_client, devices):
-    response = reader_client.get(DEVICES, {"export": "pdf"})
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/html")
+@pytest.mark.parametrize(
+    "url, formats",
+    [
+        (DEVICES, "csv, xlsx, json"),
+        (PACKS, "csv, xlsx, json"),
+        (reverse("devices:device_licenses"), "csv, xlsx, json, unit_ids"),
+    ],
+)
+def test_an_unknown_export_format_is_refused_naming_it(reader_client, devices, url, formats):
+    response = reader_client.get(url, {"export": "pdf"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode() == f"No export: export 'pdf' is not one of {formats}.\n"
+    assert reader_client.get(url, {"export": ""}).status_code == 200  # an empty one: the page
 
 
 @pytest.mark.parametrize("url", [DEVICES, PACKS])
@@ -400,3 +410,11 @@ def test_list_links_to_its_exports_keeping_filters_and_sort(reader_client, devic
     html = reader_client.get(url, {"q": "ITC", "sort": "-name", "page": "2"}).content.decode()
     for fmt in FORMATS:
         assert f'href="?q=ITC&amp;sort=-name&amp;export={fmt}"' in html
+
+
+def test_the_unit_id_list_under_a_filter_that_is_not_valid_says_why(reader_client, devices):
+    response = reader_client.get(reverse("devices:device_licenses"), {"status": "LOST", "export": "unit_ids"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert body.startswith("No export: a filter is not valid.\nStatus (status): ")
+    assert "LOST" in body

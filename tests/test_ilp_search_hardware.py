@@ -99,6 +99,9 @@ def test_the_bare_page_asks_for_a_unit_id_and_lists_nothing(helpdesk_client, slo
     assert response.status_code == 200
     assert rows(response, "Unit ID") == []
     assert '<label for="id_hardware">Unit ID or MAC:</label>' in response.content.decode()
+    # nothing searched yet: it asks, it does not report a search that found nothing
+    assert "Give a unit ID or MAC to see the licenses bound to it." in response.content.decode()
+    assert "No license is or was bound" not in response.content.decode()
 
 
 @pytest.mark.parametrize(

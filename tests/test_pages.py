@@ -715,3 +715,8 @@ def test_a_device_with_a_pending_exchange_is_shown_licensed_with_the_reason(clie
     assert "EXCH-0001" in html
     assert "WE: exchange pending, No pack with a later expiry and a free license to exchange to" in html
     assert "EXCH-0001" not in client.get("/ums/devices/?license_state=waiting").content.decode()
+
+
+def test_the_ums_address_opens_its_devices(helpdesk_client):
+    response = helpdesk_client.get("/ums/")
+    assert response.status_code == 302 and response["Location"] == "/ums/devices/"

@@ -57,3 +57,20 @@ def test_check_deploy_in_development_mode_names_what_production_needs(tmp_path):
     done = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING")
     assert done.returncode != 0
     assert "security.W018" in done.stderr  # DEBUG on
+
+
+def test_the_var_folder_is_made_readable_by_its_owner_only(tmp_path):
+    """It holds the SQLite database (with this UMS's private UMS ID key) and the signing key."""
+    var = tmp_path / "new-var"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env["ALD_VAR_DIR"] = str(var)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert oct(var.stat().st_mode & 0o777) == "0o700"

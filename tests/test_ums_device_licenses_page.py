@@ -158,8 +158,11 @@ def test_unit_id_list_is_streamed_text_of_the_filtered_unit_ids_each_once(helpde
     assert everything == "00E0C5000001\n00E0C5000002\n00E0C5000003\n00E0C5000004\n"
 
 
-def test_unit_id_list_of_a_malformed_filter_is_empty(helpdesk_client, fleet):
-    assert body(helpdesk_client.get(URL, {"unit_id": "nothex", "export": "unit_ids"})) == b""
+def test_unit_id_list_of_a_malformed_filter_is_refused_naming_it(helpdesk_client, fleet):
+    response = helpdesk_client.get(URL, {"unit_id": "nothex", "export": "unit_ids"})
+    assert response.status_code == 400
+    assert response.content.decode().startswith("No export: a filter is not valid.\nUnit ID")
+    assert "nothex" in response.content.decode()
 
 
 def test_the_database_state_agrees_with_the_device_page_for_every_day_around_expiry(db):

@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if not User.objects.filter(is_superuser=True).exists():
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser("admin", "admin@example.com", password)
-            settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+            settings.VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
             # shown once, when it is made; later starts only say where it is kept
