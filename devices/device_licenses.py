@@ -246,6 +246,10 @@ def delete_device(device_id: int, actor: str, delete_licenses: bool) -> int:
         )
         freed = sum(1 for pack_id in packs if _release(pack_id, device.unit_id))
     with transaction.atomic():
+        # Locked first: a change writing an executed action for this device waits for the delete
+        # (and then finds the device gone), or the delete waits for it and takes its action along.
+        if not Device.objects.select_for_update().filter(pk=device.pk).exists():
+            raise ValidationError({"device": f"No device with id {device_id}: deleted meanwhile."})
         DeploymentEvent.objects.create(
             actor=actor,
             action=DeploymentEvent.Action.DELETE_DEVICE,

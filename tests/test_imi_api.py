@@ -571,6 +571,7 @@ def test_repeated_failed_logins_are_slowed_down_and_logged(api, fleet, caplog):
         assert "Retry-After" not in response.headers
     fifth = requests.post(api + "login", auth=(ADMIN[0], "guess"), timeout=10)
     error(fifth, 401, "ITG-0B002")
+    assert fifth.headers["Retry-After"] == "31"  # the failure that locks says so already
     # locked: even the right password is refused, and says when to try again
     locked = requests.post(api + "login", auth=ADMIN, timeout=10)
     error(locked, 401, "ITG-0B002")
@@ -678,7 +679,8 @@ def test_a_burst_of_parallel_guesses_gets_five_password_checks(api, fleet, postg
     assert len(slow_password_checks) == 5
     assert [r.status_code for r in responses] == [401] * 20
     assert {r.json()["errorCode"] for r in responses} == {"ITG-0B002"}
-    assert sum("Retry-After" in r.headers for r in responses) == 15
+    # fifteen refused unchecked and the fifth failure, which set the lock: all say when to retry
+    assert sum("Retry-After" in r.headers for r in responses) == 16
     row = ImiLoginFailure.objects.get()
     assert (row.failures, row.checks_running) == (5, 0) and row.locked_until > clock.now()
 
@@ -850,3 +852,116 @@ def test_two_opposite_directory_moves_at_once_never_make_a_cycle(api, fleet, pos
     assert refused.json()["errorCode"] == "ITG-0A004"
     parents = dict(Directory.objects.filter(pk__in=[a.pk, b.pk]).values_list("pk", "parent_id"))
     assert None in parents.values()  # one of them is still at the root: no cycle
+
+
+@pytest.mark.parametrize("credentials", [("imi-ad\x00min", "x"), ("imi-admin", "pw\x00"), ("\x00", "")])
+def test_a_nul_in_basic_credentials_is_a_counted_failed_login_not_a_500(api, fleet, credentials):
+    """No account has a NUL in its name or password (PostgreSQL could not even look one up)."""
+    import base64
+
+    header = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+    for path in ("login", "thinclients"):
+        method = requests.post if path == "login" else requests.get
+        error(method(api + path, headers={"Authorization": header}, timeout=10), 401, "ITG-0B002")
+    row = ImiLoginFailure.objects.get()
+    assert row.failures == 2
+    assert list(row.failures_by_user) == [credentials[0].replace("\x00", "\\x00")]
+
+
+@pytest.mark.postgres
+def test_parallel_updates_of_one_device_keep_every_attribute(api, fleet, postgres, monkeypatch):
+    """Each update merges its attributes into what the ones before it wrote: the merge is slowed
+    down so that the updates overlap, and none of them is lost."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devices.imi import services
+
+    real_merge = services._merge_attributes
+
+    def slow_merge(old, new):
+        time.sleep(0.1)
+        return real_merge(old, new)
+
+    monkeypatch.setattr(services, "_merge_attributes", slow_merge)
+    session, _ = login(api)
+
+    def update(i):
+        return session.put(
+            api + f"thinclients/{fleet['a'].pk}",
+            json={"deviceAttributes": [{"identifier": f"attr{i}", "value": str(i)}]},
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(update, range(6)))
+    assert [r.status_code for r in responses] == [200] * 6
+    kept = Device.objects.get(pk=fleet["a"].pk).details["deviceAttributes"]
+    assert sorted(a["identifier"] for a in kept) == [f"attr{i}" for i in range(6)]
+
+
+def _at_once(*calls):
+    """Run the calls in parallel threads released together; their responses in order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(len(calls), timeout=10)
+
+    def run(call):
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+@pytest.mark.postgres
+def test_deleting_a_directory_while_something_is_moved_into_it(api, fleet, postgres):
+    """One of the two wins, the other is told why (gone: ITG-0A002 / not empty: ITG-0A006, both 400);
+    never a 500, and nothing points into a directory that is gone. Twenty rounds, both kinds of move."""
+    for round_ in range(20):
+        target = f.directory(f"Target {round_}")
+        moved = (
+            {"id": str(fleet["a"].pk), "type": "tc"}
+            if round_ % 2
+            else {"id": str(f.directory(f"Moved {round_}").pk), "type": "tcdirectory"}
+        )
+        delete, move = _at_once(
+            lambda t=target: requests.delete(
+                api + f"directories/tcdirectories/{t.pk}", auth=ADMIN, timeout=30
+            ),
+            lambda t=target, m=moved: requests.put(
+                api + f"directories/tcdirectories/{t.pk}?operation=move", json=[m], auth=ADMIN, timeout=30
+            ),
+        )
+        outcome = (delete.status_code, move.status_code)
+        assert outcome in {(200, 400), (400, 200)}, (round_, delete.text, move.text)
+        if delete.status_code == 200:
+            assert move.json()["errorCode"] == "ITG-0A002"
+            assert not Directory.objects.filter(pk=target.pk).exists()
+        else:
+            assert delete.json()["errorCode"] == "ITG-0A006"
+            assert move.json() == [{"id": moved["id"], "results": "successful"}]
+            # put it back, so that the next round starts from an empty target
+            requests.put(
+                api + "directories/tcdirectories/-1?operation=move", json=[moved], auth=ADMIN, timeout=30
+            )
+
+
+@pytest.mark.postgres
+def test_updating_a_device_while_it_is_deleted(api, fleet, postgres):
+    """The update is done before the delete (200, and its executed action stays, without the device)
+    or finds the device gone (400 ITG-0A001); never a 500."""
+    for round_ in range(20):
+        device = f.device(100 + round_, fw=fleet["fw"])
+        update, delete = _at_once(
+            lambda d=device: requests.put(
+                api + f"thinclients/{d.pk}", json={"comment": "x"}, auth=ADMIN, timeout=30
+            ),
+            lambda d=device: requests.delete(api + f"thinclients/{d.pk}", auth=ADMIN, timeout=30),
+        )
+        assert delete.status_code == 200, delete.text
+        assert update.status_code in (200, 400), update.text
+        if update.status_code == 400:
+            assert update.json()["errorCode"] == "ITG-0A001"
+        assert not Device.objects.filter(pk=device.pk).exists()

@@ -97,11 +97,12 @@ def admit_check(address: str) -> None:
         time.sleep(TURN_POLL)
 
 
-def finish_check(address: str, username: str, succeeded: bool | None) -> None:
+def finish_check(address: str, username: str, succeeded: bool | None) -> datetime.timedelta | None:
     """After the check: a failure is counted for ``username`` (locking the address from the fifth in
-    a row), a success forgets that user's failures; ``None`` (the check itself broke) only ends it."""
+    a row), a success forgets that user's failures; ``None`` (the check itself broke) only ends it.
+    Returns the lock-out this failure set, if it set one."""
     now = clock.now()
-    key = username[:150]
+    key = username.replace("\x00", "\\x00")[:150]  # stored as a JSON key and a text column
     with transaction.atomic():
         row, _ = ImiLoginFailure.objects.select_for_update().get_or_create(address=address)
         row.checks_running = max(row.checks_running - 1, 0)
@@ -127,6 +128,8 @@ def finish_check(address: str, username: str, succeeded: bool | None) -> None:
             row.failures,
             f"; address locked out for {int(lock.total_seconds())} s" if lock else "",
         )
+        return lock
+    return None
 
 
 # --- credentials and sessions -----------------------------------------------------------------------
@@ -150,15 +153,21 @@ def login_with_credentials(request, credentials):
     address = client_address(request)
     username, password = credentials
     admit_check(address)
+    # no user name, or a NUL in it or in the password (no account has one; PostgreSQL could not even
+    # look it up): a failed login without a password check
+    checkable = username and "\x00" not in username and "\x00" not in password
     try:
-        user = authenticate(request, username=username, password=password) if username else None
+        user = authenticate(request, username=username, password=password) if checkable else None
     except BaseException:
         finish_check(address, username, None)
         raise
     succeeded = user is not None and user.is_active
-    finish_check(address, username, succeeded)
+    lock = finish_check(address, username, succeeded)
     if not succeeded:
-        raise errors.invalid_credentials()
+        # the failure that locks the address says for how long, as every refusal after it does
+        raise errors.invalid_credentials(
+            headers={"Retry-After": str(int(lock.total_seconds()) + 1)} if lock else None
+        )
     return user
 
 

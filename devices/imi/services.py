@@ -191,18 +191,22 @@ def update_device(tc_id, body, actor) -> list[str]:
     for field, model_field in TEXT_FIELDS.items():
         if field in body:
             new[model_field] = _text(body, field, model_field)
-    changes = [f"{k}: {getattr(device, k)!r} -> {v!r}" for k, v in new.items() if getattr(device, k) != v]
-    details = dict(device.details or {})
-    if "deviceAttributes" in body:
-        merged = _merge_attributes(
-            details.get("deviceAttributes"), _device_attributes(body["deviceAttributes"])
-        )
-        if merged != details.get("deviceAttributes"):
-            changes.append("deviceAttributes")
-            details["deviceAttributes"] = merged
-    if not changes:
-        return []
+    attributes = _device_attributes(body["deviceAttributes"]) if "deviceAttributes" in body else None
     with transaction.atomic():
+        # Read what is changed under the device's row lock: parallel updates each merge their
+        # attributes into what the one before wrote, and a device deleted meanwhile is not found.
+        device = Device.objects.select_for_update().filter(pk=device.pk).first()
+        if device is None:
+            raise errors.tc_not_found(tc_id)
+        changes = [f"{k}: {getattr(device, k)!r} -> {v!r}" for k, v in new.items() if getattr(device, k) != v]
+        details = dict(device.details or {})
+        if attributes is not None:
+            merged = _merge_attributes(details.get("deviceAttributes"), attributes)
+            if merged != details.get("deviceAttributes"):
+                changes.append("deviceAttributes")
+                details["deviceAttributes"] = merged
+        if not changes:
+            return []
         Device.objects.filter(pk=device.pk).update(details=details, **new)
         _event(
             actor,
@@ -223,7 +227,10 @@ def delete_device(tc_id, actor, delete_licenses=False) -> dict:
     device = live_device(tc_id)
     try:
         delete_device_and_licenses(device.pk, actor=actor, delete_licenses=delete_licenses)
-    except ValidationError as exc:  # the licensing service could not free the slots: nothing deleted
+    except ValidationError as exc:
+        if "device" in getattr(exc, "error_dict", {}):  # deleted by another request meanwhile
+            raise errors.tc_not_found(tc_id) from None
+        # the licensing service could not free the slots: nothing deleted
         raise errors.server_not_available(" ".join(exc.messages)) from None
     return {
         "execID": _exec_id(),
@@ -359,22 +366,26 @@ def move_into_directory(dir_id, body, actor) -> list[dict]:
         if target is not None and dirs:
             # The tree as it is now, with every directory locked (in id order, the one order every
             # move takes): two opposite moves at once cannot both pass the check and make a cycle.
-            tree = Directory.objects.select_for_update().order_by("pk").values_list("pk", "parent_id")
-            if target.pk in subtree(list(dirs), dict(tree)):
+            tree = dict(Directory.objects.select_for_update().order_by("pk").values_list("pk", "parent_id"))
+            if target.pk not in tree:
+                raise errors.target_dir_not_found(dir_id)  # deleted meanwhile
+            if target.pk in subtree(list(dirs), tree):
                 raise errors.invalid_body(
                     f"directory {target.pk} is one of the moved directories or below one of them"
                 )
+        elif target is not None and not Directory.objects.select_for_update().filter(pk=target.pk).exists():
+            raise errors.target_dir_not_found(dir_id)  # deleted meanwhile (locked now: it stays)
         for kind, pk in objects:
             found = devices.get(pk) if kind == "tc" else dirs.get(pk)
-            if found is None:
+            # an object deleted meanwhile updates no row
+            if kind == "tc":
+                moved = found is not None and Device.objects.filter(pk=pk).update(directory=target)
+            else:
+                moved = found is not None and Directory.objects.filter(pk=pk).update(parent=target)
+            if not moved:
                 results.append({"id": str(pk), "results": "does_not_exist"})
                 continue
-            if kind == "tc":
-                Device.objects.filter(pk=pk).update(directory=target)
-                moved_devices.append(pk)
-            else:
-                Directory.objects.filter(pk=pk).update(parent=target)
-                moved_dirs.append(pk)
+            (moved_devices if kind == "tc" else moved_dirs).append(pk)
             results.append({"id": str(pk), "results": "successful"})
         where = f"{target.name} ({target.pk})" if target else "the root directory"
         for pk in moved_devices:
@@ -398,13 +409,18 @@ def move_into_directory(dir_id, body, actor) -> list[dict]:
 
 def delete_directory(dir_id, actor) -> None:
     """Only an empty directory goes; one a pack's distribution condition names stays."""
-    found = directory(dir_id)
-    if found.children.exists() or found.devices.exists():
-        raise errors.directory_not_empty(found.pk)
-    packs = list(found.pack_conditions.order_by("pack_id").values_list("pack_id", flat=True))
-    if packs:
-        raise errors.directory_has_rule(found.pk, packs)
+    directory(dir_id)
     with transaction.atomic():
+        # Checked under the directory's row lock: a move into it waits for the delete (and then finds
+        # it gone), or the delete waits for the move (and then finds it not empty).
+        found = Directory.objects.select_for_update().filter(pk=parse_id(dir_id)).first()
+        if found is None:
+            raise errors.target_dir_not_found(dir_id)
+        if found.children.exists() or found.devices.exists():
+            raise errors.directory_not_empty(found.pk)
+        packs = list(found.pack_conditions.order_by("pack_id").values_list("pack_id", flat=True))
+        if packs:
+            raise errors.directory_has_rule(found.pk, packs)
         found.delete()
         _event(
             actor,
