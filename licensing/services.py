@@ -130,9 +130,12 @@ def authorize_pack(pack_id: str, caller: Caller) -> ProductPack:
     return pack
 
 
-def _load_pack(pack_id: str, caller: Caller | None) -> ProductPack:
+def _load_pack(pack_id: str, caller: Caller | None, lock=False) -> ProductPack:
+    packs = ProductPack.objects.select_related("order", "assigned_ums")
+    if lock:
+        packs = packs.select_for_update(of=("self",))
     try:
-        pack = ProductPack.objects.select_related("order", "assigned_ums").get(pack_id=pack_id)
+        pack = packs.get(pack_id=pack_id)
     except ProductPack.DoesNotExist:
         raise LicenseServiceError(
             LicenseErrorCode.UNKNOWN_PACK, f"Pack {pack_id!r} does not exist."
@@ -208,7 +211,10 @@ def request_licenses(
 def _request_licenses_once(pack_id, units, caller) -> AllocationResult:
     now = clock.now()
     with transaction.atomic():
-        pack = _load_pack(pack_id, caller)
+        # The pack's row is locked for the request (as a release locks it): requests for one pack
+        # take their turns instead of binding the same unit IDs at once and failing on the unique
+        # index (overlapping requests were refused as "contended" with thousands of licenses free).
+        pack = _load_pack(pack_id, caller, lock=True)
         held = dict(
             LicenseSlot.objects.filter(
                 pack=pack, unit_id__among=Values(units), released_at__isnull=True
@@ -1102,7 +1108,12 @@ def license_file_for(caller: Caller, pack_id: str, unit_id: str, service: str, e
             LicenseErrorCode.BAD_REQUEST,
             f"service {service!r} is not the service of pack {pack_id} ({pack.service}).",
         )
-    if not LicenseSlot.objects.filter(pack=pack, unit_id=unit_id, released_at__isnull=True).exists():
+    bound_at = (
+        LicenseSlot.objects.filter(pack=pack, unit_id=unit_id, released_at__isnull=True)
+        .values_list("bound_at", flat=True)
+        .first()
+    )
+    if bound_at is None:
         raise LicenseServiceError(
             LicenseErrorCode.UNKNOWN_UNIT_ID, f"Unit ID {unit_id!r} holds no license of pack {pack_id}."
         )
@@ -1117,5 +1128,12 @@ def license_file_for(caller: Caller, pack_id: str, unit_id: str, service: str, e
         raise LicenseServiceError(
             LicenseErrorCode.BAD_REQUEST,
             f"issued_at {issued_at.isoformat()!r} must be a time with its time zone, not in the future.",
+        )
+    # nor before the slot was bound (a day's leeway for the UMS's clock): a license is issued after
+    if issued_at < bound_at - datetime.timedelta(days=1):
+        raise LicenseServiceError(
+            LicenseErrorCode.BAD_REQUEST,
+            f"issued_at {issued_at.isoformat()!r} is before the license of {unit_id} in pack {pack_id} "
+            f"was bound ({bound_at.isoformat(timespec='seconds')}).",
         )
     return license_files.issue_license_file(unit_id, service, pack_id, expires, issued_at)

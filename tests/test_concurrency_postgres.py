@@ -86,6 +86,33 @@ def test_eight_workers_asking_the_licensing_service_directly(postgres):
     assert len(bound) == len(set(bound)) == 100
 
 
+def test_overlapping_requests_on_a_pack_with_room_are_never_refused_as_contended(postgres):
+    """Eight workers asking for overlapping sets of 400 unit IDs out of 1,000 in a pack of 5,000:
+    every request is granted whole (the pack's requests take turns under its row lock), nothing is
+    bound twice."""
+    pack = f.pack("WE-ROOMY", total=5000)
+    fingerprint = f.ums().fingerprint
+    units = [f.mac_for(n) for n in range(1000)]
+    granted = Counter()
+
+    def ask(seed):
+        rng = random.Random(seed)
+        for _ in range(5):
+            chunk = rng.sample(units, 400)
+            result = request_licenses(pack.pack_id, chunk, ums_fingerprint=fingerprint)
+            assert not result.denied
+            granted[seed] += len(result.granted)
+
+    race(ask, [(seed,) for seed in range(WORKERS)])
+
+    assert sum(granted.values()) == WORKERS * 5 * 400
+    pack.refresh_from_db()
+    bound = list(
+        LicenseSlot.objects.filter(pack=pack, released_at__isnull=True).values_list("unit_id", flat=True)
+    )
+    assert len(bound) == len(set(bound)) == pack.used
+
+
 def test_registration_tasks_for_the_same_devices_run_concurrently(postgres):
     """The registration trigger and sweeps may overlap: the same devices in several workers."""
     f.ald_on()

@@ -56,6 +56,14 @@ def file_request(**changes):
             "issued_at '2026-01-01T00:00:00' must be a time with its time zone",
         ),
         ({"issued_at": "2030-01-01T00:00:00+00:00"}, "not in the future"),
+        # year 1 east of UTC is before the first representable time: refused by name, not a 500
+        ({"issued_at": "0001-01-01T00:00:00+05:00"}, "issued_at '0001-01-01T00:00:00+05:00' a date and time"),
+        ({"issued_at": "0001-01-01T00:00:00+23:59"}, "issued_at '0001-01-01T00:00:00+23:59' a date and time"),
+        (
+            {"issued_at": "0001-01-01T00:00:00-05:00", "expires": "0001-01-01"},
+            "issued_at '0001-01-01T00:00:00-05:00' is before the license of 00E0C5000001 in pack WE-AAAAA "
+            "was bound (2026-12-03T11:00:00+00:00)",
+        ),
     ],
 )
 def test_a_license_file_is_signed_only_for_what_the_pack_grants(live_server, bound, changes, message):

@@ -246,7 +246,9 @@ def license_file(request, caller):
     try:
         expires = datetime.date.fromisoformat(data["expires"]) if data.get("expires") else None
         issued_at = datetime.datetime.fromisoformat(data.get("issued_at") or "")
-    except (TypeError, ValueError):
+        if issued_at.tzinfo is not None:
+            issued_at.astimezone(datetime.UTC)  # year 1 with an offset east of UTC is no time at all
+    except (TypeError, ValueError, OverflowError):
         raise _bad(
             f"expires {data.get('expires')!r} must be a date (YYYY-MM-DD) or null and issued_at "
             f"{data.get('issued_at')!r} a date and time (ISO 8601)."
