@@ -20,9 +20,11 @@ class RejectNulCharacters:
             )
         if request.method == "POST":
             for name, values in request.POST.lists():
-                if "\x00" in name or any("\x00" in value for value in values):
+                bad = [value for value in values if "\x00" in value]
+                if "\x00" in name or bad:
+                    shown = f": {bad[0]!r}" if bad else ""  # the value that has it, of a list field too
                     return HttpResponseBadRequest(
-                        f"The form field {name!r} contains a NUL character: {values[0]!r}.",
+                        f"The form field {name!r} contains a NUL character{shown}.",
                         content_type="text/plain; charset=utf-8",
                     )
         return self.get_response(request)

@@ -2,6 +2,8 @@
 refusals the views put next to the field they name. Every message names its field itself (the page
 shows messages without a label in front), as the services' messages do."""
 
+import re
+
 from django import forms
 
 from .services import COMMENT_MAX, SplitMode
@@ -34,10 +36,10 @@ class SplitForm(forms.Form):
         value = self.cleaned_data["count"].strip()
         if not value:
             return None
-        try:
-            return int(value)
-        except ValueError:
-            raise forms.ValidationError(f"Number of slots must be a whole number, not {value!r}.") from None
+        # digits 0-9 only: int() would also take "١٢" (Arabic-Indic digits) and "1_000"
+        if not re.fullmatch(r"-?[0-9]+", value):
+            raise forms.ValidationError(f"Number of slots must be a whole number, not {value!r}.")
+        return int(value)
 
     def clean(self):
         data = super().clean()

@@ -22,6 +22,14 @@ def test_a_form_field_with_a_nul_is_a_400_naming_it(ums_admin_client):
     assert "The form field 'pack_id' contains a NUL character: 'WE\\x00'." in response.content.decode()
 
 
+def test_a_list_field_names_the_value_that_has_the_nul(ums_admin_client):
+    response = ums_admin_client.post(
+        "/ums/deployment/packs/WE-AAAAA/distribution/", {"directories": ["12", "abc", "7\x00"]}
+    )
+    assert response.status_code == 400
+    assert "The form field 'directories' contains a NUL character: '7\\x00'." in response.content.decode()
+
+
 def test_a_ums_id_rename_with_a_nul_changes_nothing(ilp_admin_client):
     ums = f.ums()
     response = ilp_admin_client.post(f"/ilp/ums-ids/{ums.pk}/rename/", {"name": "a\x00b"})

@@ -473,6 +473,20 @@ REFUSALS = [
     (
         "WE-AAAAA",
         "split",
+        {"mode": "count", "count": "\u0661\u0662"},
+        "count",
+        "Number of slots must be a whole number, not '\u0661\u0662'.",
+    ),
+    (
+        "WE-AAAAA",
+        "split",
+        {"mode": "count", "count": "1_0"},
+        "count",
+        "Number of slots must be a whole number, not '1_0'.",
+    ),
+    (
+        "WE-AAAAA",
+        "split",
         {"mode": "count", "count": "0"},
         "count",
         "Number of slots must be a whole number of at least 1, not 0.",
