@@ -387,6 +387,14 @@ def bad_requests(fleet):
             "selfdestruct is an invalid command.",
         ),
         ("POST", "thinclients?command=reboot", [], 400, "ITG-0A012", "IDList is empty."),
+        (
+            "POST",
+            "thinclients?command=reboot&command=shutdown",
+            [{"id": str(a.pk), "type": "tc"}],
+            400,
+            "ITG-0A003",
+            "reboot and shutdown is an invalid command.",
+        ),
         ("POST", "thinclients?command=reboot", [{"id": "999999", "type": "tc"}], 400, "ITG-0A001", None),
         ("POST", "thinclients?command=reboot", [{"id": str(b.pk), "type": "tc"}], 400, "ITG-0A018", None),
         (
@@ -458,6 +466,39 @@ def test_unreadable_json_is_415(api, fleet):
 
 
 CREATE_WITH_ATTRIBUTE = '{"mac": "00E0C5AABB09", "firmwareID": "%s", "deviceAttributes": [%s]}'
+
+
+@pytest.mark.parametrize(
+    "attributes, message",
+    [
+        (
+            [{"identifier": f"a{i}", "value": "1"} for i in range(201)],
+            "deviceAttributes has 201 entries; at most 200",
+        ),
+        (
+            [{"identifier": "x" * 101, "value": "1"}],
+            "deviceAttributes[0].identifier is longer than 100 characters",
+        ),
+        (
+            [{"identifier": "rack", "value": "v" * 1001}],
+            "deviceAttributes[0].value is longer than 1000 characters",
+        ),
+        (
+            [{"identifier": "rack", "value": 2**63}],
+            "deviceAttributes[0].value 9223372036854775808... is beyond",
+        ),
+    ],
+)
+def test_device_attributes_beyond_what_a_ums_holds_are_refused(api, fleet, attributes, message):
+    session, _ = login(api)
+    response = session.put(
+        api + f"thinclients/{fleet['a'].pk}", json={"deviceAttributes": attributes}, timeout=10
+    )
+    assert message in error(response, 400, "ITG-0A004")["message"]
+    assert Device.objects.get(pk=fleet["a"].pk).details.get("deviceAttributes") is None
+    largest = [{"identifier": "n" * 100, "value": 2**63 - 1}, {"identifier": "s", "value": "v" * 1000}]
+    ok = session.put(api + f"thinclients/{fleet['a'].pk}", json={"deviceAttributes": largest}, timeout=10)
+    assert ok.status_code == 200, ok.text
 
 
 @pytest.mark.parametrize(

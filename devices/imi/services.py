@@ -73,9 +73,19 @@ def _name(value) -> str:
     return value.strip()
 
 
+# How much a device's attributes may hold: what a UMS administrator defines is a few dozen
+# attributes with short values, not megabytes a request.
+MAX_ATTRIBUTES = 200
+MAX_IDENTIFIER = 100
+MAX_VALUE = 1000
+LARGEST_NUMBER = 2**63 - 1  # a 64-bit integer, as the UMS stores numeric attributes
+
+
 def _device_attributes(value) -> list:
     if not isinstance(value, list):
         raise errors.invalid_body(f"deviceAttributes {value!r} must be a list")
+    if len(value) > MAX_ATTRIBUTES:
+        raise errors.invalid_body(f"deviceAttributes has {len(value)} entries; at most {MAX_ATTRIBUTES}")
     out = []
     for i, item in enumerate(value):
         if (
@@ -84,10 +94,23 @@ def _device_attributes(value) -> list:
             or not item["identifier"]
         ):
             raise errors.invalid_body(f"deviceAttributes[{i}] {item!r} needs an identifier")
+        if len(item["identifier"]) > MAX_IDENTIFIER:
+            raise errors.invalid_body(
+                f"deviceAttributes[{i}].identifier is longer than {MAX_IDENTIFIER} characters "
+                f"({item['identifier'][:40]!r}...)"
+            )
         attr_value = item.get("value")
         if isinstance(attr_value, bool) or not isinstance(attr_value, str | int | float):
             raise errors.invalid_body(
                 f"deviceAttributes[{i}].value {attr_value!r} must be a string, number or date"
+            )
+        if isinstance(attr_value, str) and len(attr_value) > MAX_VALUE:
+            raise errors.invalid_body(
+                f"deviceAttributes[{i}].value is longer than {MAX_VALUE} characters ({attr_value[:40]!r}...)"
+            )
+        if isinstance(attr_value, int) and abs(attr_value) > LARGEST_NUMBER:
+            raise errors.invalid_body(
+                f"deviceAttributes[{i}].value {str(attr_value)[:40]}... is beyond a 64-bit number"
             )
         out.append({"identifier": item["identifier"], "value": attr_value})
     return out

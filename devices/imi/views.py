@@ -181,9 +181,12 @@ def _create_device(request, user):
 
 def _command(request, user):
     _require(user, CHANGE_DEVICE)
-    command = request.GET.get("command")
-    if command is None:
+    commands = request.GET.getlist("command")
+    if not commands:
         raise errors.invalid_command("(no command)")
+    if len(commands) > 1:  # one command a request, as the IMI takes it; not silently the last one
+        raise errors.invalid_command(" and ".join(commands))
+    command = commands[0]
     executed = services.send_command(command, _body(request), actor=user.get_username())
     return {"CommandExecList": executed}
 
