@@ -701,8 +701,9 @@ class _Batch:
                 ).update(status=LicenseStatus.SUPERSEDED)
             licenses, events = [], []
             current = LicenseStatus.CURRENT.value
+            plain = not self.manual  # a device holding nothing gets a plain ALD license: the common case
             for d, (c, g, state) in self.granted.items():
-                source = self._source(c, state)
+                source = LicenseSource.ALD if plain and c.held_pack_id is None else self._source(c, state)
                 product_type = state.pack.product_type
                 licenses.append(
                     (

@@ -4,6 +4,7 @@ JSON over HTTP, so the UMS side never holds a licensing model instance."""
 import datetime
 import hashlib
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 
 class LicenseErrorCode:
@@ -95,8 +96,9 @@ class PackInfo:
         return cls(**data)
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
+    """A slot bound to a unit ID (a tuple: a request grants thousands)."""
+
     unit_id: str
     pack_id: str
     expiry_date: datetime.date | None
