@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db.models import Case, When
 
 from .directories import paths
 from .forms import DeviceAdminForm
@@ -30,7 +31,10 @@ class DirectoryChoicesByPath:
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name in self.directory_fields and field is not None:
-            labels = dict(paths())  # one query for the whole drop-down
+            ordered = paths()  # one query for the whole drop-down, which lists them in path order
+            labels = dict(ordered)
+            position = Case(*[When(pk=pk, then=i) for i, (pk, _) in enumerate(ordered)], default=len(ordered))
+            field.queryset = field.queryset.order_by(position, "pk")
             field.label_from_instance = lambda directory: labels.get(directory.pk, directory.name)
         return field
 
@@ -59,6 +63,18 @@ class DeviceAdmin(DirectoryChoicesByPath, admin.ModelAdmin):
     list_filter = ("moved_to_bin", "firmware", "directory", "site")
     search_fields = ("name", "unit_id", "mac", "last_ip", "serial_number")
     list_select_related = ("directory", "firmware")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:  # a registration, in the device's executed actions as the IMI's is
+            where = dict(paths()).get(obj.directory_id, "the root directory")
+            DeploymentEvent.objects.create(
+                actor=request.user.get_username(),
+                action=DeploymentEvent.Action.DEVICE_CREATED,
+                device=obj,
+                unit_id=obj.unit_id,
+                message=f"Device {obj.name} ({obj.mac}) created in the Django admin in {where}"[:500],
+            )
 
 
 @admin.register(DeploymentSettings)

@@ -1,3 +1,5 @@
+import re
+
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, Q
@@ -39,6 +41,9 @@ def service_choices():
     return [(name, name) for name in sorted(set(names))]
 
 
+HEX_PART_RE = re.compile(r"[0-9A-Fa-f:.\- ]+")
+
+
 class UnitIdField(forms.CharField):
     """A unit ID (or part of one) in any common form: plain, colons, dashes, dots, any case."""
 
@@ -67,12 +72,11 @@ class LicenseState:
     CHOICES = [(LICENSED, "Licensed"), (WAITING, "Waiting for a license"), (UNLICENSED, "Unlicensed")]
 
 
-class AnyYesNo(forms.NullBooleanSelect):
-    """A yes/no filter whose empty choice reads "Any", not "Unknown"."""
+class AnySelected(forms.Select):
+    """A choice whose "Any" (``unknown``) shows as chosen when nothing is."""
 
-    def __init__(self, attrs=None):
-        super().__init__(attrs)
-        self.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
+    def format_value(self, value):
+        return super().format_value(value) if value not in (None, "", []) else ["unknown"]
 
 
 class DeviceFilterSet(django_filters.FilterSet):
@@ -102,7 +106,18 @@ class DeviceFilterSet(django_filters.FilterSet):
         error_messages={"invalid_choice": "Firmware %(value)r is not one of the firmwares."},
     )
     site = django_filters.ChoiceFilter(choices=[], label="Site", empty_label="Any")
-    moved_to_bin = django_filters.BooleanFilter(label="In recycle bin", widget=AnyYesNo)
+    # a choice, not a BooleanFilter: that one reads any other value ("yes", "bogus") as "Any" and
+    # lists everything without a word
+    moved_to_bin = django_filters.ChoiceFilter(
+        label="In recycle bin",
+        widget=AnySelected,
+        choices=[("unknown", "Any"), ("true", "Yes"), ("false", "No")],
+        empty_label=None,
+        method="in_recycle_bin",
+        error_messages={
+            "invalid_choice": "In recycle bin %(value)r is not one of Any, Yes, No (true, false)."
+        },
+    )
 
     class Meta:
         model = Device
@@ -121,7 +136,8 @@ class DeviceFilterSet(django_filters.FilterSet):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = [("root", "(root directory)")] + [(str(pk), path) for pk, path in paths()]
+        self.directory_paths = paths()  # the device table shows them too (one query for both)
+        choices = [("root", "(root directory)")] + [(str(pk), path) for pk, path in self.directory_paths]
         self.filters["directory"].extra["choices"] = choices
         self.filters["service"].extra["choices"] = self.filters["waiting_for"].extra["choices"] = (
             service_choices()
@@ -164,11 +180,18 @@ class DeviceFilterSet(django_filters.FilterSet):
             return queryset.filter(directory__isnull=True)
         return queryset.filter(directory_id__in=subtree([int(value)]))
 
+    def in_recycle_bin(self, queryset, name, value):
+        if value == "unknown":
+            return queryset
+        return queryset.filter(moved_to_bin=value == "true")
+
     def search(self, queryset, name, value):
         value = value.strip()
         if not value:
             return queryset
-        hexed = "".join(ch for ch in value.upper() if ch in "0123456789ABCDEF")
+        # a unit ID or MAC, or a part of one, only when that is all it is: hex digits and the usual
+        # separators (the hex letters of a name, "EE" of "NEWUSER", are no unit ID)
+        hexed = re.sub(r"[:.\- ]", "", value).upper() if HEX_PART_RE.fullmatch(value) else ""
         q = Q(name__icontains=value) | Q(last_ip__icontains=value)
         if hexed:
             q |= Q(unit_id__icontains=hexed) | Q(mac__icontains=hexed)

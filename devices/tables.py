@@ -4,6 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from ald_portal.tables import PortalTable
 
+from .directories import paths
 from .models import DeploymentEvent, Device, DeviceLicense, DistributionMethod, RegisteredPack
 
 
@@ -42,6 +43,16 @@ class DeviceTable(PortalTable):
             "licenses",
         )
         attrs = {"class": "table"}
+
+    def __init__(self, *args, directory_paths=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # the paths of all directories (the list's filter has them already), one query at most
+        self._directory_paths = dict(directory_paths if directory_paths is not None else paths())
+
+    def render_directory(self, value, record):
+        """The directory's path ("Berlin / Sales"): two of one name in different places look alike
+        otherwise."""
+        return self._directory_paths.get(record.directory_id, value.name)
 
     def render_license_state(self, value, record):
         badge = format_html('<span class="badge badge-{}">{}</span>', value, value.capitalize())

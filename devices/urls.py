@@ -1,11 +1,10 @@
 from django.urls import path
-from django.views.generic import RedirectView
 
 from . import views
 
 app_name = "devices"
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="devices:device_list", permanent=False), name="home"),
+    path("", views.ums_home, name="home"),
     path("devices/", views.DeviceListView.as_view(), name="device_list"),
     path("devices/<int:pk>/", views.device_detail, name="device_detail"),
     path(

@@ -70,6 +70,9 @@ class DeviceListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterVi
     def get_queryset(self):
         return devices_with_license_state().order_by("name", "pk")
 
+    def get_table_kwargs(self):
+        return {**super().get_table_kwargs(), "directory_paths": self.filterset.directory_paths}
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["can_license"] = self.request.user.has_perm(CHANGE_DEVICE)
@@ -255,6 +258,7 @@ def device_detail(request, pk):
         "devices/device_detail.html",
         {
             "device": device,
+            "directory_path": dict(paths()).get(device.directory_id) if device.directory_id else None,
             "current": [lic for lic in licenses if lic.status == "CURRENT"],
             "history": licenses,
             "waits": list(device.waits.order_by("service")),
@@ -264,6 +268,13 @@ def device_detail(request, pk):
             "today": today,
         },
     )
+
+
+@login_required
+@require_safe
+def ums_home(request):
+    """/ums/: the UMS side opens on its devices."""
+    return redirect("devices:device_list")
 
 
 @login_required

@@ -1,9 +1,11 @@
 """Registering a device in the Django admin: MAC and unit ID in any common form, garbage refused by
 field, and the new device handed to ALD once the transaction commits."""
 
+import re
+
 import pytest
 
-from devices.models import Device
+from devices.models import DeploymentEvent, Device
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +45,10 @@ def test_common_forms_are_normalized(admin_client, unit, mac, django_capture_on_
     device = Device.objects.get()
     assert (device.unit_id, device.mac) == ("00E0C5AABB02", "00E0C5AABB02")
     assert len(callbacks) == 1  # ALD for the new device, queued on commit
+    # the registration is in the device's executed actions, with who made it
+    event = DeploymentEvent.objects.get(device=device)
+    assert (event.action, event.actor) == ("device_created", "admin")
+    assert event.message == "Device NEW-0001 (00E0C5AABB02) created in the Django admin in the root directory"
 
 
 @pytest.mark.parametrize(
@@ -65,6 +71,10 @@ def test_the_directory_drop_downs_name_directories_by_their_path(admin_client, d
     html = admin_client.get("/admin/devices/device/add/").content.decode()
     assert f'<option value="{sales_berlin.pk}">Berlin / Sales</option>' in html
     assert f'<option value="{sales_portland.pk}">Portland / Sales</option>' in html
+    listed = re.findall(
+        r'<option value="\d+">([^<]+)</option>', html.split('name="directory"')[1].split("</select>")[0]
+    )
+    assert listed == ["Berlin", "Berlin / Sales", "Portland", "Portland / Sales"]  # in path order
     moved = admin_client.get(f"/admin/devices/directory/{sales_berlin.pk}/change/").content.decode()
     assert f'<option value="{portland.pk}">Portland</option>' in moved
     assert f'<option value="{sales_portland.pk}">Portland / Sales</option>' in moved

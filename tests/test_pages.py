@@ -720,3 +720,10 @@ def test_a_device_with_a_pending_exchange_is_shown_licensed_with_the_reason(clie
 def test_the_ums_address_opens_its_devices(helpdesk_client):
     response = helpdesk_client.get("/ums/")
     assert response.status_code == 302 and response["Location"] == "/ums/devices/"
+
+
+def test_the_portal_has_an_icon_and_favicon_ico_leads_to_it(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"
+    login = client.get("/login/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in login

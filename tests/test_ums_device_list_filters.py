@@ -81,3 +81,54 @@ def test_an_export_under_a_filter_that_is_not_valid_says_why_instead_of_an_empty
     assert response.content.decode() == (
         "No export: a filter is not valid.\nFirmware (firmware): Firmware 'abc' is not one of the firmwares.\n"
     )
+
+
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        ("ITC-BER", ["ITC-BER-OLD", "ITC-BER-SALES"]),
+        ("00:e0:c5:00:00:03", ["ITC-HAM"]),  # a MAC in any common form
+        ("C5 00 00 03", ["ITC-HAM"]),  # a part of one
+        ("SALES", ["ITC-BER-SALES"]),  # its hex letters (A, E) are no unit ID
+        ("ACE", []),  # only hex letters and no name has them: a part of no unit ID
+    ],
+)
+def test_the_search_matches_unit_ids_only_for_what_is_hex_and_separators(helpdesk_client, fleet, q, expected):
+    assert sorted(names(helpdesk_client.get(URL, {"q": q}))) == expected
+
+
+def test_the_recycle_bin_filter_takes_yes_no_or_any_and_names_anything_else(helpdesk_client, fleet):
+    from devices.models import Device
+
+    Device.objects.filter(name="ITC-HAM").update(moved_to_bin=True)
+    assert names(helpdesk_client.get(URL, {"moved_to_bin": "true"})) == ["ITC-HAM"]
+    assert "ITC-HAM" not in names(helpdesk_client.get(URL, {"moved_to_bin": "false"}))
+    assert len(names(helpdesk_client.get(URL, {"moved_to_bin": "unknown"}))) == 5  # every device
+    response = helpdesk_client.get(URL, {"moved_to_bin": "yes"})
+    assert names(response) == []
+    assert (
+        "In recycle bin &#x27;yes&#x27; is not one of Any, Yes, No (true, false)."
+        in response.content.decode()
+    )
+    export = helpdesk_client.get(URL, {"moved_to_bin": "bogus", "export": "csv"})
+    assert export.status_code == 400
+    assert "In recycle bin 'bogus' is not one of Any, Yes, No" in export.content.decode()
+
+
+def test_the_directory_is_shown_by_its_path_on_the_list_the_export_and_the_device_page(
+    helpdesk_client, fleet
+):
+    from devices.models import Device
+
+    response = helpdesk_client.get(URL, {"q": "ITC-BER-SALES"})
+    assert ">Berlin / Sales</td>" in response.content.decode()
+    export = json.loads(helpdesk_client.get(URL, {"q": "ITC-BER-SALES", "export": "json"}).content)
+    assert [row["Directory"] for row in export] == ["Berlin / Sales"]
+    sales = Device.objects.get(name="ITC-BER-SALES")
+    page = helpdesk_client.get(reverse("devices:device_detail", args=[sales.pk])).content.decode()
+    assert "<dt>Directory</dt><dd>Berlin / Sales</dd>" in page
+    root = Device.objects.get(name="ITC-ROOT")
+    assert (
+        "<dt>Directory</dt><dd>(root)</dd>"
+        in helpdesk_client.get(reverse("devices:device_detail", args=[root.pk])).content.decode()
+    )
