@@ -3,6 +3,7 @@ form. Project glue: a device whose MAC differs from its unit ID is known only to
 search asks ``devices`` for it; the licensing side matches unit IDs."""
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import HttpResponse
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
@@ -20,6 +21,15 @@ class HardwareSearchView(LoginRequiredMixin, ExportMixin, SingleTableMixin, Filt
     template_name = "licensing/search_hardware.html"
     table_pagination = {"per_page": 50}
 
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("export") and not request.GET.get("hardware", "").strip():
+            return HttpResponse(
+                "No export: give a unit ID or MAC (hardware) to export the licenses bound to it.\n",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
         return LicenseSlot.objects.select_related("pack", "ums").order_by("-bound_at", "-pk")
 
@@ -32,6 +42,11 @@ class HardwareSearchView(LoginRequiredMixin, ExportMixin, SingleTableMixin, Filt
         # One identifier finds few unit IDs: their MACs in one query, for the page and the export alike.
         unit_ids = set(self.object_list.values_list("unit_id", flat=True).order_by().distinct())
         return {"macs": macs_of_unit_ids(unit_ids) if unit_ids else {}}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["no_exports"] = not self.request.GET.get("hardware", "").strip()  # nothing searched yet
+        return context
 
     def get_table(self, **kwargs):
         table = super().get_table(**kwargs)

@@ -102,6 +102,16 @@ def test_the_bare_page_asks_for_a_unit_id_and_lists_nothing(helpdesk_client, slo
     # nothing searched yet: it asks, it does not report a search that found nothing
     assert "Give a unit ID or MAC to see the licenses bound to it." in response.content.decode()
     assert "No license is or was bound" not in response.content.decode()
+    # nor is there an (empty) file to export
+    assert "Export this list" not in response.content.decode()
+    searched = helpdesk_client.get(SEARCH, {"hardware": "00:00:00:00:00:01"})
+    assert "Export this list" in searched.content.decode()
+    export = helpdesk_client.get(SEARCH, {"export": "csv"})
+    assert export.status_code == 400
+    assert (
+        export.content.decode()
+        == "No export: give a unit ID or MAC (hardware) to export the licenses bound to it.\n"
+    )
 
 
 @pytest.mark.parametrize(
