@@ -33,8 +33,11 @@ class DirectoryChoicesByPath:
         if db_field.name in self.directory_fields and field is not None:
             ordered = paths()  # one query for the whole drop-down, which lists them in path order
             labels = dict(ordered)
-            position = Case(*[When(pk=pk, then=i) for i, (pk, _) in enumerate(ordered)], default=len(ordered))
-            field.queryset = field.queryset.order_by(position, "pk")
+            if ordered:  # (a CASE without a WHEN is a bare number, which ORDER BY reads as a column)
+                position = Case(
+                    *[When(pk=pk, then=i) for i, (pk, _) in enumerate(ordered)], default=len(ordered)
+                )
+                field.queryset = field.queryset.order_by(position, "pk")
             field.label_from_instance = lambda directory: labels.get(directory.pk, directory.name)
         return field
 
