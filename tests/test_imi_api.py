@@ -959,8 +959,8 @@ def _at_once(*calls):
 @pytest.mark.postgres
 def test_deleting_a_directory_while_something_is_moved_into_it(api, fleet, postgres):
     """One of the two wins, the other is told why (gone: ITG-0A002 / not empty: ITG-0A006, both 400);
-    never a 500, and nothing points into a directory that is gone. Twenty rounds, both kinds of move."""
-    for round_ in range(20):
+    never a 500, and nothing points into a directory that is gone. Ten rounds, both kinds of move."""
+    for round_ in range(10):
         target = f.directory(f"Target {round_}")
         moved = (
             {"id": str(fleet["a"].pk), "type": "tc"}
@@ -993,7 +993,7 @@ def test_deleting_a_directory_while_something_is_moved_into_it(api, fleet, postg
 def test_updating_a_device_while_it_is_deleted(api, fleet, postgres):
     """The update is done before the delete (200, and its executed action stays, without the device)
     or finds the device gone (400 ITG-0A001); never a 500."""
-    for round_ in range(20):
+    for round_ in range(10):
         device = f.device(100 + round_, fw=fleet["fw"])
         update, delete = _at_once(
             lambda d=device: requests.put(
