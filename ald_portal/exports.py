@@ -278,20 +278,22 @@ class ExportMixin:
         return export_response(table, fmt, self.export_basename)
 
 
+def no_export_response(*lines) -> HttpResponse:
+    """400, in plain text, beginning "No export: ": a script asking for an export learns why there
+    is no file."""
+    text = "\n".join(["No export: " + lines[0], *lines[1:]]) + "\n"
+    return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
+
+
 def filter_errors_response(filterset) -> HttpResponse:
-    """400, in plain text: each filter that is not valid with what is wrong (the messages name the
-    value), so a script asking for an export learns why there is no file."""
-    lines = ["No export: a filter is not valid."]
+    """Each filter that is not valid with what is wrong (the messages name the value)."""
+    lines = ["a filter is not valid."]
     for name, errors in filterset.errors.items():
         label = filterset.form.fields[name].label if name in filterset.form.fields else name
         lines += [f"{label or name} ({name}): {error}" for error in errors]
-    return HttpResponse("\n".join(lines) + "\n", status=400, content_type="text/plain; charset=utf-8")
+    return no_export_response(*lines)
 
 
 def unknown_format_response(fmt, formats) -> HttpResponse:
-    """400, in plain text: the export asked for is none the page gives."""
-    return HttpResponse(
-        f"No export: export {fmt!r} is not one of {', '.join(formats)}.\n",
-        status=400,
-        content_type="text/plain; charset=utf-8",
-    )
+    """The export asked for is none the page gives."""
+    return no_export_response(f"export {fmt!r} is not one of {', '.join(formats)}.")

@@ -3,11 +3,10 @@ form. Project glue: a device whose MAC differs from its unit ID is known only to
 search asks ``devices`` for it; the licensing side matches unit IDs."""
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.http import HttpResponse
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
-from ald_portal.exports import ExportMixin
+from ald_portal.exports import ExportMixin, no_export_response
 from devices.queries import macs_of_unit_ids, unit_ids_with_mac
 from licensing.filtersets import HardwareSearchFilterSet
 from licensing.models import LicenseSlot
@@ -21,13 +20,12 @@ class HardwareSearchView(LoginRequiredMixin, ExportMixin, SingleTableMixin, Filt
     template_name = "licensing/search_hardware.html"
     table_pagination = {"per_page": 50}
 
+    def _searched(self) -> bool:
+        return bool(self.request.GET.get("hardware", "").strip())
+
     def get(self, request, *args, **kwargs):
-        if request.GET.get("export") and not request.GET.get("hardware", "").strip():
-            return HttpResponse(
-                "No export: give a unit ID or MAC (hardware) to export the licenses bound to it.\n",
-                status=400,
-                content_type="text/plain; charset=utf-8",
-            )
+        if request.GET.get("export") and not self._searched():
+            return no_export_response("give a unit ID or MAC (hardware) to export the licenses bound to it.")
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
@@ -45,7 +43,7 @@ class HardwareSearchView(LoginRequiredMixin, ExportMixin, SingleTableMixin, Filt
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["no_exports"] = not self.request.GET.get("hardware", "").strip()  # nothing searched yet
+        context["no_exports"] = not self._searched()
         return context
 
     def get_table(self, **kwargs):

@@ -51,15 +51,12 @@ class Directory(models.Model):
         """A directory is never its own parent, nor below itself: the tree would lose a branch."""
         if self.pk is None or self.parent_id is None:
             return
-        node, seen = self.parent_id, set()
-        parents = dict(Directory.objects.values_list("id", "parent_id"))
-        while node is not None and node not in seen:
-            if node == self.pk:
-                raise ValidationError(
-                    {"parent": f"{self.parent} is {self.name} itself or one of its subdirectories."}
-                )
-            seen.add(node)
-            node = parents.get(node)
+        from .directories import subtree  # (directories builds on this model)
+
+        if self.parent_id in subtree([self.pk]):
+            raise ValidationError(
+                {"parent": f"{self.parent} is {self.name} itself or one of its subdirectories."}
+            )
 
 
 class Firmware(models.Model):

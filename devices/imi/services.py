@@ -432,7 +432,6 @@ def move_into_directory(dir_id, body, actor) -> list[dict]:
 
 def delete_directory(dir_id, actor) -> None:
     """Only an empty directory goes; one a pack's distribution condition names stays."""
-    directory(dir_id)
     with transaction.atomic():
         # Checked under the directory's row lock: a move into it waits for the delete (and then finds
         # it gone), or the delete waits for the move (and then finds it not empty).
